@@ -1,0 +1,178 @@
+"""Backup target URLs and backing-image backup URLs, parsed and formatted as Longhorn does.
+
+A target is one of (DESIGN.md §5)::
+
+    s3://bucket@region/path/      s3://bucket/path/ (region from AWS_REGION)
+    nfs://host:/export[?nfsOptions=...]
+    cifs://host/share/path
+    azblob://container@core.windows.net/path/
+    vfs:///absolute/path          (a local directory)
+
+and a backing image backup URL is the target plus ``?backingImage=<name>`` (``&`` when the
+target already has a query). Longhorn's own decoder drops every query parameter; ours keeps
+the target's own (``nfsOptions``) so that a decoded URL round-trips.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from longhorn_bi.engine.errors import InvalidBackupURL
+from longhorn_bi.engine.names import name_problem
+
+SCHEMES = ("s3", "nfs", "cifs", "azblob", "vfs")
+BACKING_IMAGE_PARAM = "backingImage"
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """A parsed backup target URL. `url` is kept exactly as given."""
+
+    url: str
+    scheme: str
+    host: str  # s3: bucket; azblob: container; nfs/cifs: server; vfs: ""
+    region: str  # s3 region or azblob endpoint suffix; "" when not given
+    path: str  # path inside the store (s3 key prefix, nfs export, vfs directory)
+    query: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def canonical(self) -> str:
+        """A form that compares equal for the same store: lower-case scheme, no trailing '/'."""
+        path = self.path.rstrip("/") or "/"
+        query = "?" + urlencode(sorted(self.query)) if self.query else ""
+        return f"{self.scheme}://{self.host}@{self.region}{path}{query}"
+
+    def same_store(self, other: BackupTarget) -> bool:
+        return self.canonical == other.canonical
+
+
+@dataclass(frozen=True)
+class BackingImageBackupURL:
+    """``<target>?backingImage=<name>``: where one backing image's backup lives."""
+
+    target: BackupTarget
+    backing_image: str
+
+    def __str__(self) -> str:
+        return format_backup_url(self.target.url, self.backing_image)
+
+
+def _fail(url: str, problem: str, hint: str | None = None) -> InvalidBackupURL:
+    return InvalidBackupURL(f"backup URL {_redact(url)!r} {problem}", hint=hint)
+
+
+def _redact(url: str) -> str:
+    """Never echo credentials that someone pasted into a URL (user:password@host)."""
+    parts = urlsplit(url) if "\x00" not in url else None
+    if parts and parts.password:
+        return url.replace(parts.password, "***")
+    return url
+
+
+def _check_chars(url: str) -> None:
+    if any(ch == "\x00" or ord(ch) < 0x20 or ch in " \t\x7f" for ch in url):
+        raise _fail(url.replace("\x00", "\\0"), "contains a NUL, control or space character")
+
+
+def _check_path(url: str, path: str) -> None:
+    segments = path.split("/")
+    if ".." in segments or "." in segments:
+        raise _fail(url, "has a '.' or '..' path segment", "give the store's path without them")
+
+
+def parse_target(url: str) -> BackupTarget:
+    """Parse a backup target URL, or raise InvalidBackupURL saying what is wrong."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidBackupURL("backup target URL is empty", hint="e.g. s3://bucket@us-east-1/")
+    _check_chars(url)
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise _fail(url, "has no scheme", f"start it with one of {', '.join(s + '://' for s in SCHEMES)}")
+    if scheme not in SCHEMES:
+        raise _fail(
+            url, f"has unsupported scheme {scheme!r}", f"use one of {', '.join(s + '://' for s in SCHEMES)}"
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise _fail(url, f"cannot be parsed: {exc}") from None
+    query = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    if any(key == BACKING_IMAGE_PARAM for key, _ in query):
+        raise _fail(url, "is a backup URL, not a target URL", "drop the '?backingImage=' part")
+    _check_path(url, parts.path)
+    if scheme == "s3":
+        return _parse_s3(url, parts.username, parts.hostname, parts.path, query)
+    if scheme == "nfs":
+        if not parts.hostname:
+            raise _fail(url, "has no NFS server", "use nfs://server:/export")
+        if port is not None:
+            raise _fail(url, "has a port; Longhorn's NFS URLs have none", "use nfs://server:/export")
+        if not parts.path.startswith("/"):
+            raise _fail(url, "has no export path", "use nfs://server:/export")
+        return BackupTarget(url, scheme, parts.hostname, "", parts.path, query)
+    if scheme == "cifs":
+        if not parts.hostname or parts.path.strip("/") == "":
+            raise _fail(url, "needs a server and a share", "use cifs://server/share/path")
+        return BackupTarget(url, scheme, parts.hostname, "", parts.path, query)
+    if scheme == "azblob":
+        if not parts.username or not parts.hostname:
+            raise _fail(url, "needs a container and an endpoint", "use azblob://container@core.windows.net/path/")
+        return BackupTarget(url, scheme, parts.username, parts.hostname, parts.path or "/", query)
+    # vfs: a local directory, always absolute
+    if parts.netloc:
+        raise _fail(url, "must name an absolute local path", "use vfs:///absolute/path (three slashes)")
+    if not parts.path.startswith("/"):
+        raise _fail(url, "must name an absolute local path", "use vfs:///absolute/path")
+    return BackupTarget(url, scheme, "", "", posixpath.normpath(parts.path), query)
+
+
+def _parse_s3(
+    url: str, user: str | None, host: str | None, path: str, query: tuple[tuple[str, str], ...]
+) -> BackupTarget:
+    # s3://bucket@region/path/ puts the bucket in the user part; s3://bucket/path/ has no region.
+    bucket, region = (user, host or "") if user else (host, "")
+    if not bucket:
+        raise _fail(url, "has no bucket", "use s3://bucket@region/path/")
+    if not 3 <= len(bucket) <= 63 or not all(c.isalnum() or c in "-." for c in bucket):
+        raise _fail(url, f"has an invalid bucket name {bucket!r}", "3-63 letters, digits, '-' or '.'")
+    return BackupTarget(url, "s3", bucket, region, path or "/", query)
+
+
+def format_backup_url(target_url: str, backing_image: str) -> str:
+    """The backup URL of `backing_image` on the target, exactly as Longhorn encodes it."""
+    problem = name_problem(backing_image)
+    if problem:
+        raise InvalidBackupURL(f"backing image name {problem}")
+    parse_target(target_url)
+    separator = "&" if "?" in target_url else "?"
+    return f"{target_url}{separator}{BACKING_IMAGE_PARAM}={quote(backing_image, safe='')}"
+
+
+def parse_backup_url(url: str) -> BackingImageBackupURL:
+    """Split a backing image backup URL into its target and image name."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidBackupURL("backup URL is empty", hint="e.g. s3://bucket@us-east-1/?backingImage=parrot")
+    _check_chars(url)
+    base, _, query = url.partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
+    names = [value for key, value in params if key == BACKING_IMAGE_PARAM]
+    if not names:
+        raise _fail(
+            url,
+            "has no 'backingImage=' parameter",
+            "take the URL from the BackupBackingImage's status.url, e.g. s3://bucket@region/?backingImage=NAME",
+        )
+    if len(names) > 1:
+        raise _fail(url, "has more than one 'backingImage=' parameter")
+    problem = name_problem(names[0])
+    if problem:
+        raise _fail(url, f"names an invalid backing image: the name {problem}")
+    rest = [(key, value) for key, value in params if key != BACKING_IMAGE_PARAM]
+    target_url = base + ("?" + urlencode(rest) if rest else "")
+    return BackingImageBackupURL(parse_target(target_url), names[0])

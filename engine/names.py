@@ -1,0 +1,50 @@
+"""Name and label syntax shared by rules, URL parsing and the backupstore."""
+
+from __future__ import annotations
+
+import re
+
+# Longhorn's own check for backing image (and backup) names.
+LONGHORN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]+$")
+MAX_NAME_LENGTH = 253  # a Kubernetes object name (DNS subdomain)
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a valid backing image or backup name, or None when it is."""
+    if not name:
+        return "is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"is {len(name)} characters long, over the limit of {MAX_NAME_LENGTH}"
+    if not LONGHORN_NAME.match(name):
+        return (
+            f"{name!r} must be at least 2 characters of lower-case letters, digits, '-', '_' "
+            "or '.', starting with a letter or digit"
+        )
+    return None
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why `key` is not a valid Kubernetes label key, or None."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return f"label key {key!r} has an invalid prefix: it must be a DNS subdomain such as example.com"
+    if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+        return (
+            f"label key {key!r} is invalid: the name part must be 1-63 characters of letters, "
+            "digits, '-', '_' or '.', starting and ending with a letter or digit"
+        )
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why `value` is not a valid Kubernetes label value, or None."""
+    if len(value) > 63 or not _LABEL_VALUE.match(value):
+        return (
+            f"label value {value!r} is invalid: at most 63 characters of letters, digits, '-', '_' "
+            "or '.', starting and ending with a letter or digit (or empty)"
+        )
+    return None

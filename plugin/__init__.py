@@ -1,0 +1,1 @@
+"""`kubectl longhorn-bi`: a thin click shell over the engine."""
