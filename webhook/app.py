@@ -1,0 +1,254 @@
+"""The aiohttp applications: the HTTPS review endpoint, and the plain-HTTP probe/metrics one.
+
+Handlers only parse, call `review.decide`, and serialise. Dependencies (settings, the facts
+source, metrics, logger) come in through `create_app` and live in typed `web.AppKey`s;
+background work (certificate reload, cluster caches) runs in `cleanup_ctx`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from longhorn_bi.engine.rules import RuleContext
+from longhorn_bi.webhook.facts_cache import FactsSource
+from longhorn_bi.webhook.metrics import CONTENT_TYPE, Metrics
+from longhorn_bi.webhook.review import (
+    AdmissionRequest,
+    AdmissionResponse,
+    MalformedReview,
+    decide,
+    parse_review,
+    response_body,
+)
+
+VALIDATE_PATH = "/validate"
+# An UPDATE carries the object twice and etcd caps an object at 1.5 MiB.
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+Background = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    longhorn_namespace: str = "longhorn-system"
+    max_body_bytes: int = DEFAULT_MAX_BODY
+
+
+SETTINGS = web.AppKey("settings", Settings)
+FACTS = web.AppKey("facts", FactsSource)
+METRICS = web.AppKey("metrics", Metrics)
+LOGGER = web.AppKey("logger", logging.Logger)
+STOPPING = web.AppKey("stopping", asyncio.Event)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _bad_request(app: web.Application, reason: str, uid: str = "") -> web.Response:
+    app[METRICS].malformed.inc()
+    app[LOGGER].warning("malformed review", extra={"reason": reason, "uid": uid})
+    return _json(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": 400,
+            "reason": "BadRequest",
+            "message": reason,
+        },
+        status=400,
+    )
+
+
+def _context(app: web.Application) -> RuleContext | None:
+    source = app[FACTS]
+    version = source.version
+    if version is None:
+        return None
+    return RuleContext(
+        version=version, facts=source.facts(), longhorn_namespace=app[SETTINGS].longhorn_namespace
+    )
+
+
+def _answer(app: web.Application, request: AdmissionRequest) -> AdmissionResponse:
+    ctx = _context(app)
+    if ctx is None:
+        # Only before the first version detection, when /readyz already says no and the
+        # Service sends nothing here: letting the object through beats breaking Longhorn.
+        return AdmissionResponse(
+            request.uid,
+            True,
+            warnings=("longhorn-bi: the webhook is still starting; the object was not checked",),
+        )
+    return decide(request, ctx)
+
+
+async def validate(request: web.Request) -> web.Response:
+    app = request.app
+    started = time.perf_counter()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _bad_request(app, f"the body is larger than {app[SETTINGS].max_body_bytes} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _bad_request(app, "the body is not JSON (expected an AdmissionReview)")
+    try:
+        review = parse_review(body)
+    except MalformedReview as exc:
+        return _bad_request(app, str(exc))
+    try:
+        answer = _answer(app, review)
+    except RecursionError:
+        return _bad_request(app, "request.object is nested too deeply", review.uid)
+    except Exception:
+        # A bug of ours must neither break Longhorn nor leak a traceback to the caller.
+        app[LOGGER].exception("review failed", extra={"uid": review.uid})
+        answer = AdmissionResponse(
+            review.uid,
+            True,
+            warnings=("longhorn-bi: internal error; the object was not checked",),
+        )
+        app[METRICS].observe_review(review.kind, review.operation, "error", started)
+        return _json(response_body(answer))
+    response = _json(response_body(answer))
+    app[METRICS].observe_review(review.kind, review.operation, answer.verdict, started)
+    log = app[LOGGER]
+    level = logging.INFO if answer.verdict != "allowed" else logging.DEBUG
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "review",
+            extra={
+                "uid": review.uid,
+                "kind": review.kind,
+                "operation": review.operation,
+                "namespace": review.namespace,
+                "name": review.name,
+                "dry_run": review.dry_run,
+                "verdict": answer.verdict,
+                "rules": sorted({v.rule for v in answer.violations}),
+            },
+        )
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    if app[STOPPING].is_set():
+        return web.Response(status=503, text="stopping\n")
+    if not app[FACTS].ready():
+        pending = [name for name, age in app[FACTS].ages() if age is None]
+        detail = ", ".join(pending) if pending else "version detection"
+        return web.Response(status=503, text=f"waiting for caches: {detail}\n")
+    return web.Response(text="ok\n")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE}
+    )
+
+
+def _state(
+    app: web.Application,
+    settings: Settings,
+    facts_source: FactsSource,
+    metrics_: Metrics,
+    logger: logging.Logger,
+    stopping: asyncio.Event,
+) -> None:
+    app[SETTINGS] = settings
+    app[FACTS] = facts_source
+    app[METRICS] = metrics_
+    app[LOGGER] = logger
+    app[STOPPING] = stopping
+
+
+def _background(task_factory: Background) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(task_factory())
+
+        def report(done: asyncio.Task[None]) -> None:
+            # A background job that dies leaves /readyz false; say why in the log.
+            if not done.cancelled() and done.exception() is not None:
+                app[LOGGER].error("background task failed", exc_info=done.exception())
+
+        task.add_done_callback(report)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
+
+
+def create_app(
+    settings: Settings,
+    facts_source: FactsSource,
+    metrics_: Metrics,
+    *,
+    logger: logging.Logger | None = None,
+    background: Sequence[Background] = (),
+    stopping: asyncio.Event | None = None,
+) -> web.Application:
+    """The webhook app: POST /validate, and /healthz, /readyz, /metrics as well."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    _state(
+        app,
+        settings,
+        facts_source,
+        metrics_,
+        logger or logging.getLogger("longhorn_bi.webhook"),
+        stopping or asyncio.Event(),
+    )
+    app.router.add_post(VALIDATE_PATH, validate)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    for task in background:
+        app.cleanup_ctx.append(_background(task))
+    return app
+
+
+def create_metrics_app(
+    settings: Settings,
+    facts_source: FactsSource,
+    metrics_: Metrics,
+    *,
+    logger: logging.Logger | None = None,
+    stopping: asyncio.Event | None = None,
+) -> web.Application:
+    """Plain HTTP for probes and Prometheus: /metrics, /healthz, /readyz (no reviews)."""
+    app = web.Application()
+    _state(
+        app,
+        settings,
+        facts_source,
+        metrics_,
+        logger or logging.getLogger("longhorn_bi.webhook"),
+        stopping or asyncio.Event(),
+    )
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,209 @@
+"""AdmissionReview v1 in, AdmissionResponse out: pure functions, no I/O.
+
+`parse_review` turns a decoded JSON body into a typed `AdmissionRequest` or raises
+`MalformedReview` (the caller's bug: HTTP 400). `decide` runs the engine's rule set and says
+allow or deny (the user's mistake: HTTP 200 with `allowed: false`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate, is_longhorn_owned
+
+API_VERSION = "admission.k8s.io/v1"
+KIND = "AdmissionReview"
+GROUP = "longhorn.io"
+CHECKED_KINDS = frozenset({"BackingImage", "BackupBackingImage"})
+CHECKED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
+OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+DENY_PREFIX = "denied by longhorn-bi: "
+
+
+class MalformedReview(ValueError):
+    """The body is not an AdmissionReview v1 request we can answer."""
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    uid: str
+    group: str
+    version: str
+    kind: str
+    operation: str
+    namespace: str
+    name: str
+    object: Mapping[str, Any] | None
+    old_object: Mapping[str, Any] | None
+    dry_run: bool = False
+
+    @property
+    def checked(self) -> bool:
+        """Whether the rule set applies: CREATE/UPDATE of a longhorn.io backing-image kind."""
+        return (
+            self.operation in CHECKED_OPERATIONS
+            and self.group == GROUP
+            and self.kind in CHECKED_KINDS
+        )
+
+
+@dataclass(frozen=True)
+class AdmissionResponse:
+    uid: str
+    allowed: bool
+    message: str = ""
+    warnings: tuple[str, ...] = ()
+    violations: tuple[Violation, ...] = field(default=(), compare=False)
+
+    @property
+    def verdict(self) -> str:
+        """allowed, warned or denied: the label metrics and logs use."""
+        if not self.allowed:
+            return "denied"
+        return "warned" if self.warnings else "allowed"
+
+
+def _text(value: Any, where: str, *, required: bool = False) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise MalformedReview(f"{where} must be a string")
+    return value
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise MalformedReview(f"{where} must be an object")
+    return value
+
+
+def parse_review(body: Any) -> AdmissionRequest:
+    """The request of an AdmissionReview v1, or MalformedReview naming the bad field."""
+    if not isinstance(body, Mapping):
+        raise MalformedReview("the body must be a JSON object (an AdmissionReview)")
+    if body.get("apiVersion") != API_VERSION or body.get("kind") != KIND:
+        raise MalformedReview(
+            f"apiVersion/kind must be {API_VERSION}/{KIND}; set admissionReviewVersions: [v1]"
+        )
+    request = body.get("request")
+    if not isinstance(request, Mapping):
+        raise MalformedReview("request is missing or not an object")
+    uid = _text(request.get("uid"), "request.uid", required=True)
+    if not uid:
+        raise MalformedReview("request.uid is empty")
+    kind = request.get("kind")
+    if not isinstance(kind, Mapping):
+        raise MalformedReview("request.kind must be an object with group, version and kind")
+    operation = _text(request.get("operation"), "request.operation", required=True)
+    if operation not in OPERATIONS:
+        raise MalformedReview(
+            f"request.operation {operation[:40]!r} is not one of {sorted(OPERATIONS)}"
+        )
+    dry_run = request.get("dryRun", False)
+    if dry_run is None:
+        dry_run = False
+    if not isinstance(dry_run, bool):
+        raise MalformedReview("request.dryRun must be a boolean")
+    parsed = AdmissionRequest(
+        uid=uid,
+        group=_text(kind.get("group"), "request.kind.group"),
+        version=_text(kind.get("version"), "request.kind.version"),
+        kind=_text(kind.get("kind"), "request.kind.kind", required=True),
+        operation=operation,
+        namespace=_text(request.get("namespace"), "request.namespace"),
+        name=_text(request.get("name"), "request.name"),
+        object=_object(request.get("object"), "request.object"),
+        old_object=_object(request.get("oldObject"), "request.oldObject"),
+        dry_run=dry_run,
+    )
+    if parsed.checked and parsed.object is None:
+        raise MalformedReview(f"request.object is required for {operation}")
+    if parsed.checked and operation == "UPDATE" and parsed.old_object is None:
+        raise MalformedReview("request.oldObject is required for UPDATE")
+    return parsed
+
+
+def with_request_identity(obj: Mapping[str, Any], request: AdmissionRequest) -> dict[str, Any]:
+    """The object with metadata.namespace (and name) filled from the request when missing.
+
+    The API server sets the namespace of a namespaced object from the request URL, and the
+    object in a review may lack it (`kubectl apply -n`); the request carries it.
+    """
+    out = dict(obj)
+    metadata = out.get("metadata")
+    if metadata is None:
+        metadata = {}
+    if isinstance(metadata, Mapping):
+        metadata = dict(metadata)
+        if request.namespace and "namespace" not in metadata:
+            metadata["namespace"] = request.namespace
+        if request.name and "name" not in metadata:
+            metadata["name"] = request.name
+        out["metadata"] = metadata
+    return out
+
+
+def _key(v: Violation) -> tuple[str, str]:
+    return (v.rule, v.path_str)
+
+
+def _being_deleted(obj: Mapping[str, Any]) -> bool:
+    metadata = obj.get("metadata")
+    return isinstance(metadata, Mapping) and metadata.get("deletionTimestamp") is not None
+
+
+def deny_message(errors: list[Violation]) -> str:
+    """`denied by longhorn-bi: [LHB202] spec...: ...; [LHB103] ...`: every error, one line."""
+    return DENY_PREFIX + "; ".join(str(v) for v in errors)
+
+
+def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
+    """Allow or deny one request with the rule set.
+
+    Only CREATE and UPDATE of our kinds are checked, never DELETE (that would break
+    uninstall) and never what Longhorn creates itself. On UPDATE an error the stored object
+    already had is only a warning: denying it would block Longhorn's own updates (finalizers,
+    its mutator) of objects made before the webhook was installed, or whose facts changed
+    since (a target that became unavailable).
+    """
+    obj = request.object
+    if not request.checked or obj is None or is_longhorn_owned(obj):
+        return AdmissionResponse(request.uid, True)
+    if _being_deleted(obj):
+        return AdmissionResponse(request.uid, True)
+    violations = evaluate(with_request_identity(obj, request), ctx)
+    existing: set[tuple[str, str]] = set()
+    if request.operation == "UPDATE" and request.old_object is not None:
+        old = with_request_identity(request.old_object, request)
+        existing = {_key(v) for v in evaluate(old, ctx) if v.severity is Severity.ERROR}
+    errors = [v for v in violations if v.severity is Severity.ERROR and _key(v) not in existing]
+    warnings = [str(v) for v in violations if v.severity is Severity.WARNING]
+    warnings += [
+        f"{v} (already true of the stored object, so not denied)"
+        for v in violations
+        if v.severity is Severity.ERROR and _key(v) in existing
+    ]
+    if errors:
+        return AdmissionResponse(
+            request.uid, False, deny_message(errors), tuple(warnings), tuple(violations)
+        )
+    return AdmissionResponse(request.uid, True, "", tuple(warnings), tuple(violations))
+
+
+def response_body(response: AdmissionResponse) -> dict[str, Any]:
+    """The AdmissionReview v1 answer for `response`."""
+    answer: dict[str, Any] = {"uid": response.uid, "allowed": response.allowed}
+    if not response.allowed:
+        # 403 mirrors what the API server reports for a denied request.
+        answer["status"] = {
+            "code": 403,
+            "reason": "Forbidden",
+            "message": response.message,
+        }
+    if response.warnings:
+        answer["warnings"] = list(response.warnings)
+    return {"apiVersion": API_VERSION, "kind": KIND, "response": answer}
