@@ -95,6 +95,9 @@ def test_create_get_list_and_create_errors(crs, fake_kube) -> None:
     with pytest.raises(ApiException) as invalid:
         crs.create_namespaced_custom_object(GROUP, VERSION, NS, "backingimages", nameless)
     assert invalid.value.status == 422 and status_of(invalid.value)["reason"] == "Invalid"
+    with pytest.raises(ApiException) as with_rv:  # e.g. re-creating an object read back
+        crs.create_namespaced_custom_object(GROUP, VERSION, NS, "backingimages", created)
+    assert with_rv.value.status == 500 and "resourceVersion should not be set" in str(with_rv.value)
     with pytest.raises(ApiException) as missing:
         crs.get_namespaced_custom_object(GROUP, VERSION, NS, "backingimages", "nope")
     assert status_of(missing.value)["message"] == 'backingimages.longhorn.io "nope" not found'
@@ -303,6 +306,66 @@ def test_bearer_token_is_required_when_set(tmp_path: Path) -> None:
                     code = exc.status
                     assert status_of(exc)["reason"] == "Unauthorized"
             assert code == expected
+        with config.new_client_from_config(config_file=str(kubeconfig)) as api:
+            core = client.CoreV1Api(api)
+            meta = client.V1ObjectMeta(name="s3", namespace=NS)
+            core.create_namespaced_secret(
+                NS, client.V1Secret(metadata=meta, string_data={"k": "v"})
+            )
+            read = core.read_namespaced_secret("s3", NS)
+            assert (read.data, read.string_data, read.type) == ({"k": "dg=="}, None, "Opaque")
+            gone: Any = core.delete_namespaced_secret("s3", NS)  # built-ins answer with a Status
+            assert (gone["status"], gone["details"]["name"]) == ("Success", "s3")
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-apiserver")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1)).add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_tls_with_the_ca_in_the_kubeconfig(tmp_path: Path) -> None:
+    cert_file, key_file = self_signed(tmp_path)
+    with FakeKubeServer(shared_dir() / "longhorn" / "crds.yaml", tls=(cert_file, key_file)) as srv:
+        assert srv.url.startswith("https://127.0.0.1:")
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", srv.url, ca_file=cert_file)
+        with config.new_client_from_config(config_file=str(kubeconfig)) as api:
+            listed: Any = client.CustomObjectsApi(api).list_cluster_custom_object(
+                GROUP, VERSION, "settings"
+            )
+            assert listed["kind"] == "SettingList"
+        untrusted = write_kubeconfig(tmp_path / "untrusted", srv.url)
+        with (
+            config.new_client_from_config(config_file=str(untrusted)) as api,
+            pytest.raises(urllib3.exceptions.MaxRetryError, match="CERTIFICATE_VERIFY_FAILED"),
+        ):
+            client.VersionApi(api).get_code(_request_timeout=10)
 
 
 def test_v16_crds_serve_both_versions() -> None:

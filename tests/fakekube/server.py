@@ -10,6 +10,8 @@ import contextlib
 import copy
 import json
 import socket
+import ssl
+import sys
 import threading
 import time
 import uuid
@@ -181,7 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, Obj] | None:
         fake = self.server.fake
         if self.command == "GET":
-            found = discovery(parts, fake.store.resources.values(), fake.url[7:], fake.git_version)
+            found = discovery(
+                parts, fake.store.resources.values(), fake.url.split("//")[1], fake.git_version
+            )
             if found is not None:
                 return 200, found
         if parts[0] == "api" and len(parts) >= 3:
@@ -291,6 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", msg)
         with store.cond:
             if (req.res.plural, req.ns, req.name) not in store.objects and not req.sub:
+                meta.pop("resourceVersion", None)  # apply-create wipes it, plain create refuses it
                 new = store.create(req.res, req.ns, doc, req.manager, dry_run=req.dry, op="Apply")
                 return 201, req.out(new)
             new = merge_patch(store.get(req.res, req.ns, req.name), doc)
@@ -374,6 +379,10 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeKubeServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # resets and TLS refusals are routine
+            super().handle_error(request, client_address)
+
 
 class FakeKubeServer:
     """A fake kube-apiserver on 127.0.0.1 for the Longhorn custom resources, secrets and CRDs."""
@@ -386,13 +395,11 @@ class FakeKubeServer:
         user: str = "system:serviceaccount:default:test",
         namespace: str = "longhorn-system",
         git_version: str = "v1.32.0",
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
-        self.token, self.user, self.namespace, self.git_version = (
-            token,
-            user,
-            namespace,
-            git_version,
-        )
+        """`tls`: (certfile, keyfile) to serve HTTPS instead of plain HTTP."""
+        self.token, self.user, self.namespace = token, user, namespace
+        self.git_version, self.tls = git_version, tls
         self.store = Store()
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -409,6 +416,13 @@ class FakeKubeServer:
     def start(self) -> FakeKubeServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            # Handshake lazily in the handler thread, so a stuck client cannot block accept().
+            self._httpd.socket = ctx.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         # A short poll interval keeps stop() (and so every fixture teardown) quick.
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -419,7 +433,8 @@ class FakeKubeServer:
     @property
     def url(self) -> str:
         assert self._httpd is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
 
     def stop(self) -> None:
         """Go away like a crashed apiserver: open watches and keep-alive connections are cut."""

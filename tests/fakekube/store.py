@@ -5,6 +5,7 @@ Pure Python and thread-safe (one Condition guards everything); server.py only ro
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
@@ -49,7 +50,10 @@ class ApiError(Exception):
 
     def status(self) -> Obj:
         body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
-        body.update(message=self.message, reason=self.reason, code=self.code)
+        body["message"] = self.message
+        if self.reason:  # StatusReasonUnknown ("") is omitted on the wire
+            body["reason"] = self.reason
+        body["code"] = self.code
         if self.details is not None:
             body["details"] = self.details
         return body
@@ -58,6 +62,13 @@ class ApiError(Exception):
 def not_found(res: Resource, name: str) -> ApiError:
     details = {"name": name, "group": res.group, "kind": res.plural}
     return ApiError(404, "NotFound", f'{res.gr} "{name}" not found', details)
+
+
+def conflict(res: Resource, name: str, why: str) -> ApiError:
+    details = {"name": name, "group": res.group, "kind": res.plural}
+    return ApiError(
+        409, "Conflict", f'Operation cannot be fulfilled on {res.gr} "{name}": {why}', details
+    )
 
 
 def invalid(res: Resource, name: str, field: str, why: str) -> ApiError:
@@ -165,6 +176,17 @@ class Event:
     obj: Obj
 
 
+def _secret_data(obj: Obj) -> None:
+    """Secrets: the server folds write-only stringData into base64 data."""
+    if obj.get("kind") == "Secret":
+        strings = obj.pop("stringData", None) or {}
+        obj.setdefault("type", "Opaque")
+        data = obj.get("data") or {}
+        data |= {k: base64.b64encode(v.encode()).decode() for k, v in strings.items()}
+        if data:
+            obj["data"] = data
+
+
 def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
@@ -250,17 +272,22 @@ class Store:
                     res, "", "metadata.name", "Required value: name or generateName is required"
                 )
             name = meta["name"]
+            if meta.get("resourceVersion"):  # the storage layer's plain error: a 500
+                raise ApiError(
+                    500, "", "resourceVersion should not be set on objects to be created"
+                )
             if (res.plural, ns, name) in self.objects:
                 details = {"name": name, "group": res.group, "kind": res.plural}
                 raise ApiError(409, "AlreadyExists", f'{res.gr} "{name}" already exists', details)
             if res.namespaced:
                 meta["namespace"] = ns
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
-            for k in ("resourceVersion", "deletionTimestamp", "managedFields"):
+            for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
                 meta.pop(k, None)
             if res.status and res.custom:
                 obj.pop("status", None)  # the status subresource owns it: create drops it
             obj["apiVersion"], obj["kind"] = res.api_version(), res.kind
+            _secret_data(obj)
             record_manager(obj, manager, op, res)
             return self._commit(res, obj, "ADDED", dry_run)
 
@@ -299,13 +326,8 @@ class Store:
                     "Invalid value: 0x0: must be specified for an update",
                 )
             if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-                raise ApiError(
-                    409,
-                    "Conflict",
-                    f'Operation cannot be fulfilled on {res.gr} "{name}": the object has been '
-                    "modified; please apply your changes to the latest version and try again",
-                    {"name": name, "group": res.group, "kind": res.plural},
-                )
+                why = "the object has been modified; please apply your changes to the latest "
+                raise conflict(res, name, why + "version and try again")
             if subresource == "status":
                 obj = copy.deepcopy(old)
                 obj["status"] = copy.deepcopy(new.get("status"))
@@ -318,7 +340,8 @@ class Store:
                     if "status" in old:
                         obj["status"] = copy.deepcopy(old["status"])
                 obj["metadata"] = dict(obj["metadata"])
-                for k in ("uid", "creationTimestamp", "generation", "deletionTimestamp"):
+                kept = ("uid", "creationTimestamp", "generation", "deletionTimestamp")
+                for k in (*kept, "deletionGracePeriodSeconds"):
                     if k in old["metadata"]:
                         obj["metadata"][k] = old["metadata"][k]
                 obj["metadata"]["managedFields"] = copy.deepcopy(
@@ -330,6 +353,7 @@ class Store:
                 if _spec_part(obj) != _spec_part(old):
                     obj["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
             obj["apiVersion"], obj["kind"] = res.api_version(), res.kind
+            _secret_data(obj)
             if _comparable(obj) == _comparable(old):
                 return copy.deepcopy(old)  # a no-op write does not bump resourceVersion
             record_manager(obj, manager, operation, res, subresource)
@@ -344,14 +368,10 @@ class Store:
                 raise not_found(res, name)
             for field in ("uid", "resourceVersion"):
                 want = preconditions.get(field)
-                if want and want != old["metadata"].get(field):
-                    raise ApiError(
-                        409,
-                        "Conflict",
-                        f'Operation cannot be fulfilled on {res.gr} "{name}": Precondition failed:'
-                        f" {field}: {want}, {field} in object meta: {old['metadata'].get(field)}",
-                        {"name": name, "group": res.group, "kind": res.plural},
-                    )
+                have = old["metadata"].get(field)
+                if want and want != have:
+                    why = f"Precondition failed: {field}: {want}, {field} in object meta: {have}"
+                    raise conflict(res, name, why)
             obj = copy.deepcopy(old)
             if obj["metadata"].get("finalizers"):  # finalizers hold the object until removed
                 if obj["metadata"].get("deletionTimestamp"):
