@@ -139,7 +139,7 @@ async def validate(request: web.Request) -> web.Response:
                 "kind": review.kind,
                 "operation": review.operation,
                 "namespace": review.namespace,
-                "name": review.name,
+                "object_name": review.name,
                 "dry_run": review.dry_run,
                 "verdict": answer.verdict,
                 "rules": sorted({v.rule for v in answer.violations}),
