@@ -94,6 +94,7 @@ def review(
     """An AdmissionReview v1 request as the API server sends it."""
     source = obj or old or {}
     kind = source.get("kind", "BackingImage")
+    kind = kind if isinstance(kind, str) else "BackingImage"
     plural = {"BackingImage": "backingimages", "BackupBackingImage": "backupbackingimages"}
     return {
         "apiVersion": "admission.k8s.io/v1",
@@ -107,7 +108,7 @@ def review(
                 "resource": plural.get(kind, "things"),
             },
             "requestKind": {"group": "longhorn.io", "version": "v1beta2", "kind": kind},
-            "name": source.get("metadata", {}).get("name", ""),
+            "name": _name_of(source),
             "namespace": namespace,
             "operation": operation,
             "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
@@ -117,6 +118,11 @@ def review(
             "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
         },
     }
+
+
+def _name_of(obj: dict[str, Any]) -> Any:
+    meta = obj.get("metadata")
+    return meta.get("name", "") if isinstance(meta, dict) else ""
 
 
 def client_context(ca_file: Path) -> ssl.SSLContext:
