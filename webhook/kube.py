@@ -84,10 +84,14 @@ def load_auth(kubeconfig: Path | None) -> KubeAuth:
         ) from exc
 
     def token_of(c: Any) -> str:
-        value = str((c.api_key or {}).get("authorization", ""))
-        prefix = str((c.api_key_prefix or {}).get("authorization", ""))
-        value = f"{prefix} {value}".strip() if prefix else value
-        return value.removeprefix("Bearer ").strip()
+        # The key is "BearerToken" in recent clients, "authorization" in older ones.
+        for key in ("BearerToken", "authorization"):
+            value = str((c.api_key or {}).get(key, ""))
+            if value:
+                prefix = str((c.api_key_prefix or {}).get(key, ""))
+                value = f"{prefix} {value}".strip() if prefix else value
+                return value.removeprefix("Bearer ").strip()
+        return ""
 
     refresh: Callable[[], str] | None = None
     if cfg.refresh_api_key_hook is not None:

@@ -77,8 +77,5 @@ def https_server(module_certs: Path) -> Iterator[ThreadedServer]:
     """The webhook app over real HTTPS with certificates made by `certs`, static facts."""
     tls = ReloadingTLS(module_certs / "tls.crt", module_certs / "tls.key")
     source = StaticFacts(V112, cluster_facts())
-    with ThreadedServer(
-        lambda: create_app(Settings(), source, Metrics()), tls.context
-    ) as server:
+    with ThreadedServer(lambda: create_app(Settings(), source, Metrics()), tls.context) as server:
         yield server
-

@@ -102,8 +102,9 @@ def test_plain_http_on_the_tls_port_gets_no_answer(https_server: ThreadedServer)
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 FIELDS = [
@@ -161,7 +162,9 @@ def _check(status: int, body: Any) -> None:
         assert body["message"]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     kind=st.sampled_from(["BackingImage", "BackupBackingImage"]),
     operation=st.sampled_from(["CREATE", "UPDATE", "DELETE", "CONNECT"]),
@@ -178,7 +181,9 @@ def test_fuzzed_reviews_never_500(fuzz_conn, kind, operation, mutations, field) 
     _check(*post(fuzz_conn, body))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=300) | JSON.map(lambda v: json.dumps(v).encode()))
 def test_fuzzed_bodies_get_400(fuzz_conn, raw: bytes) -> None:
     status, body = post(fuzz_conn, raw)
