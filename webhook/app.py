@@ -98,6 +98,15 @@ def _answer(app: web.Application, request: AdmissionRequest) -> AdmissionRespons
 
 
 async def validate(request: web.Request) -> web.Response:
+    metrics_ = request.app[METRICS]
+    metrics_.review_started()
+    try:
+        return await _validate(request)
+    finally:
+        metrics_.review_ended()
+
+
+async def _validate(request: web.Request) -> web.Response:
     app = request.app
     started = time.perf_counter()
     try:

@@ -136,6 +136,15 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="On SIGTERM, how long to wait for reviews in flight.",
 )
 @click.option(
+    "--shutdown-delay-seconds",
+    type=click.FloatRange(0, 600),
+    default=3.0,
+    envvar=_env("SHUTDOWN_DELAY_SECONDS"),
+    show_envvar=True,
+    help="On SIGTERM, keep serving this long (readyz fails) so that the Service stops "
+    "sending reviews here first.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -154,6 +163,7 @@ def serve(
     longhorn_version: LonghornVersion | None,
     cert_poll_seconds: float,
     drain_seconds: float,
+    shutdown_delay_seconds: float,
     log_level: str,
 ) -> None:
     """Serve POST /validate over HTTPS (TLS 1.2+), with live cluster facts."""
@@ -175,6 +185,7 @@ def serve(
         longhorn_version=longhorn_version,
         cert_poll_seconds=cert_poll_seconds,
         drain_seconds=drain_seconds,
+        shutdown_delay_seconds=shutdown_delay_seconds,
     )
     asyncio.run(run(options))
 

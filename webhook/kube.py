@@ -64,10 +64,12 @@ def load_auth(kubeconfig: Path | None) -> KubeAuth:
     """Host, CA, client certificate and token of the kubeconfig, or of the in-cluster
     service account when none is given and the process runs in a pod. Blocking: call it
     before the server starts or in a thread."""
-    from kubernetes import client, config
+    from kubernetes import client
+    from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
 
-    cfg = client.Configuration()
+    config: Any = kube_config  # the loaders have no type hints
+    cfg: Any = client.Configuration()
     try:
         if kubeconfig is not None:
             config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -65,6 +65,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "longhorn_bi_webhook_reviews_in_flight",
+            "Reviews being received or answered right now",
+            registry=self.registry,
+        )
+        self.active = 0  # the same count, for the shutdown drain to read
         self.cert_reloads = Counter(
             "longhorn_bi_webhook_certificate_reloads",
             "Serving certificate reloads, by result",
@@ -80,6 +86,14 @@ class Metrics:
 
     def track_caches(self, ages: CacheAges) -> None:
         self.registry.register(_CacheCollector(ages))
+
+    def review_started(self) -> None:
+        self.active += 1
+        self.in_flight.inc()
+
+    def review_ended(self) -> None:
+        self.active -= 1
+        self.in_flight.dec()
 
     def observe_review(self, kind: str, operation: str, verdict: str, started: float) -> None:
         # Unbounded label values would grow memory: only our kinds get their own label.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,18 @@ class ServeOptions:
     longhorn_version: LonghornVersion | None = None  # None: detect from the CRDs
     cert_poll_seconds: float = 5.0
     drain_seconds: float = 20.0
+    shutdown_delay_seconds: float = 3.0
     watch_timeout: int = 300
+
+
+async def _drain(metrics: Metrics, options: ServeOptions) -> None:
+    """Keep serving while the Service drops this pod (readyz already fails), then until no
+    review is in flight. aiohttp's own shutdown ignores bytes that arrive once it closes a
+    connection, so a review whose body is still arriving must finish before that."""
+    await asyncio.sleep(options.shutdown_delay_seconds)
+    deadline = time.monotonic() + options.drain_seconds
+    while metrics.active > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
 
 
 async def serve(options: ServeOptions) -> None:
@@ -99,8 +111,12 @@ async def serve(options: ServeOptions) -> None:
             await stopping.wait()
             log.info(
                 "stopping: draining reviews in flight",
-                extra={"drain_seconds": options.drain_seconds},
+                extra={
+                    "shutdown_delay_seconds": options.shutdown_delay_seconds,
+                    "drain_seconds": options.drain_seconds,
+                },
             )
+            await _drain(metrics, options)
         finally:
             await runner.cleanup()
             await probe_runner.cleanup()

@@ -64,7 +64,8 @@ async def _answer(client, body: Any) -> dict[str, Any]:
     assert resp.status == 200, await resp.text()
     data = await resp.json()
     jsonschema.validate(data, REVIEW_RESPONSE_SCHEMA)
-    return data["response"]
+    response: dict[str, Any] = data["response"]
+    return response
 
 
 def _bad(obj: dict[str, Any]) -> dict[str, Any]:

@@ -134,8 +134,9 @@ async def test_dropped_watches_resume_without_listing(
         for round_ in range(3):
             fake_kube.wait_for_watchers(3)
             fake_kube.drop_watches()
-            fake_kube.put(image(f"img-{round_}"))
-            await until(lambda r=round_: cache.facts().backing_image(f"img-{r}") is not None)
+            name = f"img-{round_}"
+            fake_kube.put(image(name))
+            await until(lambda n=name: cache.facts().backing_image(n) is not None)  # type: ignore[misc]
         assert all(c.lists == 1 for c in cache.caches)
     watches = [q for m, p, q in fake_kube.requests if q.get("watch") == "true"]
     # Every watch after the first resumes from a resourceVersion, never from "now".
