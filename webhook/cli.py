@@ -227,15 +227,63 @@ def serve(
     multiple=True,
     help="Another DNS name or IP address for the certificate (repeatable).",
 )
-def certs(service: str, namespace: str, out: Path, days: int, extra_names: tuple[str, ...]) -> None:
+@click.option(
+    "--secret",
+    default=None,
+    envvar=_env("SECRET"),
+    show_envvar=True,
+    help="Also store the pair in this kubernetes.io/tls Secret of NAMESPACE; a valid "
+    "existing one is kept (and written to --out).",
+)
+@click.option(
+    "--webhook-configuration",
+    default=None,
+    envvar=_env("WEBHOOK_CONFIGURATION"),
+    show_envvar=True,
+    help="Also set the caBundle of this ValidatingWebhookConfiguration (skipped while it "
+    "does not exist).",
+)
+@click.option(
+    "--kubeconfig",
+    type=_FILE,
+    default=None,
+    envvar=_env("KUBECONFIG"),
+    show_envvar=True,
+    help="Kubeconfig for --secret/--webhook-configuration [default: in-cluster].",
+)
+def certs(
+    service: str,
+    namespace: str,
+    out: Path,
+    days: int,
+    extra_names: tuple[str, ...],
+    secret: str | None,
+    webhook_configuration: str | None,
+    kubeconfig: Path | None,
+) -> None:
     """Make a CA and a serving certificate for SERVICE.NAMESPACE.svc (installs without
     cert-manager)."""
     from longhorn_bi.webhook.certs import dns_names, issue, write_bundle
 
     bundle = issue(service, namespace, days=days, extra_names=extra_names)
+    if secret:
+        from longhorn_bi.webhook.certs_install import ensure_secret
+
+        bundle, written = ensure_secret(
+            secret, namespace, bundle, f"{service}.{namespace}.svc", kubeconfig
+        )
+        click.echo(f"{'wrote' if written else 'kept the valid'} Secret {namespace}/{secret}")
     paths = write_bundle(bundle, out)
     names = ", ".join([*dns_names(service, namespace), *extra_names])
     click.echo(f"wrote {paths['ca']}, {paths['cert']}, {paths['key']} for {names}")
+    if webhook_configuration:
+        from longhorn_bi.webhook.certs_install import patch_ca_bundle
+
+        count = patch_ca_bundle(webhook_configuration, bundle.ca_pem, kubeconfig)
+        if count:
+            click.echo(f"set the caBundle of {count} webhook(s) in {webhook_configuration}")
+        else:
+            click.echo(f"{webhook_configuration} does not exist yet; caBundle not set")
 
 
 def main(argv: list[str] | None = None) -> None:
