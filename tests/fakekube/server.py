@@ -175,6 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, ApiError(400, "BadRequest", str(exc)).status())
         except OSError:  # the client went away mid-response
             self.close_connection = True
+        except Exception as exc:  # a bug here: answer loudly rather than drop the connection
+            self._send(500, ApiError(500, "InternalError", f"fakekube: {exc!r}").status())
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -270,6 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 msg = "the body of the request was in an unknown format - accepted media types "
                 raise ApiError(415, "UnsupportedMediaType", msg + "include: " + PATCH_TYPES)
+            if not isinstance(new, dict):
+                raise ApiError(422, "Invalid", "the patch does not result in an object")
             new = store.update(res, req.ns, req.name, new, req.manager, check_rv=False, **kw)
             return 200, req.out(new)
 
@@ -317,8 +321,6 @@ class _Handler(BaseHTTPRequestHandler):
 
         with store.cond:
             gen = store.drop_gen
-            store.watchers += 1
-            store.cond.notify_all()
             first: list[Obj] = []
             if start in ("", "0"):  # "any version": synthetic ADDED for the current state
                 first, last = store.list(res, req.ns or None, match)
@@ -328,6 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        with store.cond:  # counted once the stream is open, for wait_for_watchers()
+            store.watchers += 1
+            store.cond.notify_all()
         try:
             if last < 0:  # the real server answers a compacted rv with an in-stream 410
                 why = f"too old resource version: {start} ({store.oldest_rv})"
