@@ -1,1 +1,1 @@
-"""The in-cluster admission webhook: gathers cluster facts, runs the engine's rule set."""
+"""The admission webhook: runs the engine's rule set on AdmissionReviews in-cluster."""
