@@ -15,6 +15,7 @@ the target's own (``nfsOptions``) so that a decoded URL round-trips.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -87,6 +88,12 @@ def _check_path(url: str, path: str) -> None:
 
 def parse_target(url: str) -> BackupTarget:
     """Parse a backup target URL, or raise InvalidBackupURL saying what is wrong."""
+    # The webhook parses the same few target URLs on every review: memoised (results are
+    # frozen; errors are not cached).
+    return _parse_target_cached(url) if isinstance(url, str) else _parse_target(url)
+
+
+def _parse_target(url: str) -> BackupTarget:
     if not isinstance(url, str) or not url.strip():
         raise InvalidBackupURL("backup target URL is empty", hint="e.g. s3://bucket@us-east-1/")
     _check_chars(url)
@@ -170,6 +177,10 @@ def format_backup_url(target_url: str, backing_image: str) -> str:
 
 def parse_backup_url(url: str) -> BackingImageBackupURL:
     """Split a backing image backup URL into its target and image name."""
+    return _parse_backup_url_cached(url) if isinstance(url, str) else _parse_backup_url(url)
+
+
+def _parse_backup_url(url: str) -> BackingImageBackupURL:
     if not isinstance(url, str) or not url.strip():
         raise InvalidBackupURL(
             "backup URL is empty", hint="e.g. s3://bucket@us-east-1/?backingImage=parrot"
@@ -192,3 +203,7 @@ def parse_backup_url(url: str) -> BackingImageBackupURL:
     rest = [(key, value) for key, value in params if key != BACKING_IMAGE_PARAM]
     target_url = base + ("?" + urlencode(rest) if rest else "")
     return BackingImageBackupURL(parse_target(target_url), names[0])
+
+
+_parse_target_cached = functools.lru_cache(maxsize=1024)(_parse_target)
+_parse_backup_url_cached = functools.lru_cache(maxsize=1024)(_parse_backup_url)

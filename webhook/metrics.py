@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -71,6 +72,7 @@ class Metrics:
             registry=self.registry,
         )
         self.active = 0  # the same count, for the shutdown drain to read
+        self._review_children: dict[tuple[str, str, str], Any] = {}
         self.cert_reloads = Counter(
             "longhorn_bi_webhook_certificate_reloads",
             "Serving certificate reloads, by result",
@@ -98,7 +100,11 @@ class Metrics:
     def observe_review(self, kind: str, operation: str, verdict: str, started: float) -> None:
         # Unbounded label values would grow memory: only our kinds get their own label.
         label = kind if kind in {"BackingImage", "BackupBackingImage"} else "other"
-        self.reviews.labels(label, operation, verdict).inc()
+        key = (label, operation, verdict)
+        child = self._review_children.get(key)
+        if child is None:  # labels() costs a lock and a lookup: keep the few children
+            child = self._review_children[key] = self.reviews.labels(*key)
+        child.inc()
         self.latency.observe(time.perf_counter() - started)
 
     def exposition(self) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from longhorn_bi.engine.facts import ClusterFacts
@@ -75,10 +76,11 @@ class Manifest:
     stay silent instead of reporting the same mistake again.
     """
 
-    __slots__ = ("obj",)
+    __slots__ = ("_params", "obj")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
+        self._params: Mapping[str, str] | None = None
 
     def get(self, path: Path) -> Any:
         node: Any = self.obj
@@ -86,7 +88,9 @@ class Manifest:
             if isinstance(part, int):
                 if not isinstance(node, list) or part >= len(node):
                     return None
-            elif not isinstance(node, Mapping) or part not in node:
+            # `type(node) is dict` first: the webhook runs this per review, and the ABC
+            # check costs several times more than the dict test that nearly always holds.
+            elif not (type(node) is dict or isinstance(node, Mapping)) or part not in node:
                 return None
             node = node[part]
         return node
@@ -120,12 +124,20 @@ class Manifest:
         return self.text(("spec", "sourceType"))
 
     @property
-    def source_parameters(self) -> dict[str, str]:
-        """String-valued parameters only, stripped as Longhorn's mutator strips them."""
-        params = self.mapping(("spec", "sourceParameters"))
-        return {
-            k: v.strip() for k, v in params.items() if isinstance(k, str) and isinstance(v, str)
-        }
+    def source_parameters(self) -> Mapping[str, str]:
+        """String-valued parameters only, stripped as Longhorn's mutator strips them.
+
+        Built once per object (several rules read it); read-only."""
+        if self._params is None:
+            params = self.mapping(("spec", "sourceParameters"))
+            self._params = MappingProxyType(
+                {
+                    k: v.strip()
+                    for k, v in params.items()
+                    if isinstance(k, str) and isinstance(v, str)
+                }
+            )
+        return self._params
 
 
 Check = Callable[[Manifest, RuleContext], Iterator[Finding]]

@@ -103,6 +103,8 @@ _TYPE_NAMES = {
 
 
 def _yaml_type(value: Any) -> str:
+    if type(value) is str:  # the common case first, without the ABC checks below
+        return STRING
     if isinstance(value, bool):
         return BOOLEAN
     if isinstance(value, int):
@@ -132,39 +134,62 @@ def _walk_types(
     path: tuple[str | int, ...],
     pattern: tuple[str, ...],
     table: Mapping[tuple[str, ...], str],
-) -> Iterator[Finding]:
+    prefixes: frozenset[tuple[str, ...]],
+    out: list[Finding],
+) -> None:
+    # Appends instead of yielding: recursive generators cost more than the checks.
     expected = table.get(pattern)
     if expected is not None and value is not None:
         actual = _yaml_type(value)
         if actual != expected:
             shown = f" ({value!r})" if actual not in {MAP, LIST} else ""
             where = ".".join(str(p) for p in path)
-            yield Finding(
-                path,
-                f"{where} is {_TYPE_NAMES.get(actual, actual)}{shown} but Longhorn's schema wants "
-                f"{_TYPE_NAMES[expected]}; {_type_fix(expected, value)}",
+            out.append(
+                Finding(
+                    path,
+                    f"{where} is {_TYPE_NAMES.get(actual, actual)}{shown} but Longhorn's schema "
+                    f"wants {_TYPE_NAMES[expected]}; {_type_fix(expected, value)}",
+                )
             )
             return
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         for key, child in value.items():
             if not isinstance(key, str):
                 continue
             child_pattern = (*pattern, key) if (*pattern, key) in table else (*pattern, "*")
-            yield from _walk_types(child, (*path, key), child_pattern, table)
+            # Nothing to check below (managedFields, status): do not walk it.
+            if child_pattern in prefixes:
+                _walk_types(child, (*path, key), child_pattern, table, prefixes, out)
     elif isinstance(value, list) and (*pattern, "*") in table:
         for index, child in enumerate(value):
-            yield from _walk_types(child, (*path, index), (*pattern, "*"), table)
+            _walk_types(child, (*path, index), (*pattern, "*"), table, prefixes, out)
+
+
+def _type_table(kind: str) -> tuple[dict[tuple[str, ...], str], frozenset[tuple[str, ...]]]:
+    """The field types of `kind`, and every prefix of their paths (built once per kind)."""
+    cached = _TYPE_TABLES.get(kind)
+    if cached is None:
+        table = {**COMMON_TYPES, **FIELD_TYPES.get(kind, {})}
+        prefixes = frozenset(key[:n] for key in table for n in range(1, len(key) + 1))
+        cached = _TYPE_TABLES[kind] = (table, prefixes)
+    return cached
+
+
+_TYPE_TABLES: dict[str, tuple[dict[tuple[str, ...], str], frozenset[tuple[str, ...]]]] = {}
 
 
 @rule("LHB005", "field-types", Severity.ERROR, ALL_KINDS, "fields have the types of the CRD schema")
 def check_field_types(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The API server rejects a wrong YAML type (`concurrent-limit: 2` where the CRD wants
     the string "2", `userCreated: "true"` where it wants a boolean) with a terse schema error."""
-    table = {**COMMON_TYPES, **FIELD_TYPES.get(m.kind, {})}
+    table, prefixes = _type_table(m.kind)
+    found: list[Finding] = []
     for key, value in m.obj.items():
         if isinstance(key, str):
             pattern = (key,) if (key,) in table else (key, "?")
-            yield from _walk_types(value, (key,), pattern, table)
+            if pattern in prefixes:
+                _walk_types(value, (key,), pattern, table, prefixes, found)
+    yield from found
 
 
 _SPEC_FIELD_RULES = {"backingImage", "backupTargetName"}  # reported by their own rules
