@@ -209,7 +209,17 @@ def _to_ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def _wrk(port: int, script: Path, connections: int, seconds: int) -> tuple[float, float, int]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), robust to other load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(
+    port: int, script: Path, connections: int, seconds: int, pid: int
+) -> tuple[float, float, int, float]:
+    """(requests/s, p99 ms, failed requests, server CPU microseconds per request)."""
+    cpu_before = _cpu_seconds(pid)
     out = subprocess.run(
         _pinned(
             [
@@ -228,6 +238,8 @@ def _wrk(port: int, script: Path, connections: int, seconds: int) -> tuple[float
         text=True,
         check=True,
     ).stdout
+    cpu = _cpu_seconds(pid) - cpu_before
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = _to_ms(re.search(r"\s99%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -235,7 +247,7 @@ def _wrk(port: int, script: Path, connections: int, seconds: int) -> tuple[float
     failures = int(bad.group(1)) if bad else 0
     if errors:
         failures += sum(int(n) for n in re.findall(r"\d+", errors.group(0)))
-    return rps, p99, failures
+    return rps, p99, failures, cpu * 1e6 / max(total, 1)
 
 
 def _check_answer(port: int, ca: Path, review: bytes) -> dict[str, Any]:
@@ -348,19 +360,24 @@ def main() -> None:
             size = len(review)
             # The machine is shared: alternate the two servers and keep the median of each.
             for connections in (16, 64):
-                runs: dict[str, list[tuple[float, float, int]]] = {"ceiling": [], "webhook": []}
+                runs: dict[str, list[tuple[float, float, int, float]]] = {
+                    "ceiling": [],
+                    "webhook": [],
+                }
+                servers = (("ceiling", bare_port, bare.pid), ("webhook", port, webhook.pid))
                 for _ in range(args.rounds):
-                    for name, target in (("ceiling", bare_port), ("webhook", port)):
-                        rps, p99, failures = _wrk(target, script, connections, args.seconds)
-                        runs[name].append((rps, p99, failures))
+                    for name, target, pid in servers:
+                        run = _wrk(target, script, connections, args.seconds, pid)
+                        runs[name].append(run)
                         result(
                             f"webhook_tls_{name}",
                             concurrency=connections,
                             seconds=args.seconds,
                             body_bytes=size,
-                            rps=round(rps),
-                            p99_ms=round(p99, 2),
-                            failed=failures,
+                            rps=round(run[0]),
+                            p99_ms=round(run[1], 2),
+                            failed=run[2],
+                            server_cpu_us_per_request=round(run[3], 1),
                         )
                 ceiling_rps = statistics.median(r[0] for r in runs["ceiling"])
                 webhook_rps = statistics.median(r[0] for r in runs["webhook"])
@@ -374,6 +391,11 @@ def main() -> None:
                     target_ratio=">=0.7",
                     webhook_p99_ms=round(statistics.median(r[1] for r in runs["webhook"]), 2),
                     ceiling_p99_ms=round(statistics.median(r[1] for r in runs["ceiling"]), 2),
+                    cpu_ratio=round(
+                        statistics.median(r[3] for r in runs["ceiling"])
+                        / statistics.median(r[3] for r in runs["webhook"]),
+                        2,
+                    ),
                     target_p99="<=20ms" if connections == 16 else "-",
                 )
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from longhorn_bi.engine.names import label_key_problem, label_value_problem, name_problem
@@ -129,16 +130,31 @@ def _type_fix(expected: str, value: Any) -> str:
     return f"make it {_TYPE_NAMES.get(expected, expected)}"
 
 
+@dataclass(frozen=True, slots=True)
+class _TypeNode:
+    """One level of a kind's field-type table as a tree: the type expected here (if any),
+    the named children, and the node for every other key or item ("*")."""
+
+    expected: str | None
+    children: Mapping[str, _TypeNode]
+    other: _TypeNode | None
+
+
+def _type_tree(table: Mapping[tuple[str, ...], str], prefix: tuple[str, ...]) -> _TypeNode:
+    names = {
+        key[len(prefix)] for key in table if len(key) > len(prefix) and key[: len(prefix)] == prefix
+    }
+    children = {name: _type_tree(table, (*prefix, name)) for name in names - {"*"}}
+    other = _type_tree(table, (*prefix, "*")) if "*" in names else None
+    return _TypeNode(table.get(prefix), children, other)
+
+
 def _walk_types(
-    value: Any,
-    path: tuple[str | int, ...],
-    pattern: tuple[str, ...],
-    table: Mapping[tuple[str, ...], str],
-    prefixes: frozenset[tuple[str, ...]],
-    out: list[Finding],
+    value: Any, path: tuple[str | int, ...], node: _TypeNode, out: list[Finding]
 ) -> None:
-    # Appends instead of yielding: recursive generators cost more than the checks.
-    expected = table.get(pattern)
+    # A tree walk that appends: only fields with a type below them are visited, and no
+    # recursive generators (the webhook runs this on every review).
+    expected = node.expected
     if expected is not None and value is not None:
         actual = _yaml_type(value)
         if actual != expected:
@@ -153,42 +169,34 @@ def _walk_types(
             )
             return
     if type(value) is dict or isinstance(value, Mapping):
+        children, other = node.children, node.other
         for key, child in value.items():
-            if not isinstance(key, str):
-                continue
-            child_pattern = (*pattern, key) if (*pattern, key) in table else (*pattern, "*")
-            # Nothing to check below (managedFields, status): do not walk it.
-            if child_pattern in prefixes:
-                _walk_types(child, (*path, key), child_pattern, table, prefixes, out)
-    elif isinstance(value, list) and (*pattern, "*") in table:
+            if isinstance(key, str):
+                below = children.get(key, other)
+                if below is not None:
+                    _walk_types(child, (*path, key), below, out)
+    elif isinstance(value, list) and node.other is not None:
         for index, child in enumerate(value):
-            _walk_types(child, (*path, index), (*pattern, "*"), table, prefixes, out)
+            _walk_types(child, (*path, index), node.other, out)
 
 
-def _type_table(kind: str) -> tuple[dict[tuple[str, ...], str], frozenset[tuple[str, ...]]]:
-    """The field types of `kind`, and every prefix of their paths (built once per kind)."""
-    cached = _TYPE_TABLES.get(kind)
-    if cached is None:
-        table = {**COMMON_TYPES, **FIELD_TYPES.get(kind, {})}
-        prefixes = frozenset(key[:n] for key in table for n in range(1, len(key) + 1))
-        cached = _TYPE_TABLES[kind] = (table, prefixes)
-    return cached
+def _type_root(kind: str) -> _TypeNode:
+    """The field-type tree of `kind`, built once per kind."""
+    root = _TYPE_TREES.get(kind)
+    if root is None:
+        root = _TYPE_TREES[kind] = _type_tree({**COMMON_TYPES, **FIELD_TYPES.get(kind, {})}, ())
+    return root
 
 
-_TYPE_TABLES: dict[str, tuple[dict[tuple[str, ...], str], frozenset[tuple[str, ...]]]] = {}
+_TYPE_TREES: dict[str, _TypeNode] = {}
 
 
 @rule("LHB005", "field-types", Severity.ERROR, ALL_KINDS, "fields have the types of the CRD schema")
 def check_field_types(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The API server rejects a wrong YAML type (`concurrent-limit: 2` where the CRD wants
     the string "2", `userCreated: "true"` where it wants a boolean) with a terse schema error."""
-    table, prefixes = _type_table(m.kind)
     found: list[Finding] = []
-    for key, value in m.obj.items():
-        if isinstance(key, str):
-            pattern = (key,) if (key,) in table else (key, "?")
-            if pattern in prefixes:
-                _walk_types(value, (key,), pattern, table, prefixes, found)
+    _walk_types(m.obj, (), _type_root(m.kind), found)
     yield from found
 
 
