@@ -56,10 +56,17 @@ async def running(
     version: LonghornVersion | None = None,
     metrics: Metrics | None = None,
     logger: logging.Logger | None = None,
+    watch_timeout: int = 30,
 ) -> AsyncIterator[ClusterFactsCache]:
     async with KubeClient(load_auth(kubeconfig)) as client:
         cache = ClusterFactsCache(
-            client, NS, version, backoff=FAST, watch_timeout=30, metrics=metrics, logger=logger
+            client,
+            NS,
+            version,
+            backoff=FAST,
+            watch_timeout=watch_timeout,
+            metrics=metrics,
+            logger=logger,
         )
         task = asyncio.create_task(cache.run())
         try:
@@ -123,6 +130,31 @@ async def test_410_gone_lists_again(fake_kube: FakeKubeServer, fake_kubeconfig: 
         assert cache.facts().backing_image("parrot") is not None
     text = metrics.exposition().decode()
     assert 'watch_restarts_total{reason="expired",resource="backingimages"} 1.0' in text
+
+
+@pytest.mark.asyncio
+async def test_bookmarks_keep_an_idle_watch_current(
+    fake_kube: FakeKubeServer, fake_kubeconfig: Path
+) -> None:
+    async with running(fake_kubeconfig, watch_timeout=1) as cache:
+        await cache.wait_synced()
+        images = by_plural(cache)["backingimages"]
+        listed_at = images.resource_version
+        # A change the backingimages watch does not see; the bookmark at the end of its
+        # (1 s) watch still moves it to the newest version...
+        fake_kube.put(target())
+        newest = str(fake_kube.resource_version)
+        await until(lambda: images.resource_version == newest)
+        assert listed_at != newest
+        # ...so compaction costs it no re-list.
+        fake_kube.compact()
+        fake_kube.drop_watches()
+        fake_kube.put(image("after"))
+        await until(lambda: cache.facts().backing_image("after") is not None)
+        assert images.lists == 1
+        ages = dict(cache.ages())
+        assert set(ages) == {"backuptargets", "backingimages", "backupbackingimages"}
+        assert all(age is not None and age >= 0 for age in ages.values())
 
 
 @pytest.mark.asyncio
