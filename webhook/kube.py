@@ -60,6 +60,22 @@ class KubeAuth:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
+def bearer_token(api_key: Mapping[str, Any], prefixes: Mapping[str, Any]) -> str:
+    """The bare token of a kubernetes client Configuration's api_key.
+
+    The key is "BearerToken" in recent clients ("authorization" in older ones), and the
+    in-cluster loader stores the value as "bearer <token>", in lower case.
+    """
+    for key in ("BearerToken", "authorization"):
+        value = str(api_key.get(key) or "")
+        if value:
+            prefix = str(prefixes.get(key) or "")
+            value = f"{prefix} {value}".strip() if prefix else value.strip()
+            scheme, _, rest = value.partition(" ")
+            return rest.strip() if scheme.lower() == "bearer" and rest else value
+    return ""
+
+
 def load_auth(kubeconfig: Path | None) -> KubeAuth:
     """Host, CA, client certificate and token of the kubeconfig, or of the in-cluster
     service account when none is given and the process runs in a pod. Blocking: call it
@@ -86,14 +102,7 @@ def load_auth(kubeconfig: Path | None) -> KubeAuth:
         ) from exc
 
     def token_of(c: Any) -> str:
-        # The key is "BearerToken" in recent clients, "authorization" in older ones.
-        for key in ("BearerToken", "authorization"):
-            value = str((c.api_key or {}).get(key, ""))
-            if value:
-                prefix = str((c.api_key_prefix or {}).get(key, ""))
-                value = f"{prefix} {value}".strip() if prefix else value
-                return value.removeprefix("Bearer ").strip()
-        return ""
+        return bearer_token(c.api_key or {}, c.api_key_prefix or {})
 
     refresh: Callable[[], str] | None = None
     if cfg.refresh_api_key_hook is not None:

@@ -324,3 +324,18 @@ async def test_an_explicit_version_skips_detection(
         await cache.wait_synced()
         assert "settings" in by_plural(cache)
     assert not [p for m, p, q in fake_kube.requests if "customresourcedefinitions" in p]
+
+
+@pytest.mark.parametrize(
+    ("api_key", "prefix", "token"),
+    [
+        ({"BearerToken": "bearer abc"}, {}, "abc"),  # the in-cluster loader's form
+        ({"BearerToken": "Bearer abc"}, {}, "abc"),  # load_kube_config's form
+        ({"authorization": "abc"}, {"authorization": "Bearer"}, "abc"),  # older clients
+        ({}, {}, ""),
+    ],
+)
+def test_bearer_token_forms(api_key: dict[str, str], prefix: dict[str, str], token: str) -> None:
+    from longhorn_bi.webhook.kube import bearer_token
+
+    assert bearer_token(api_key, prefix) == token
