@@ -8,9 +8,11 @@ COPY longhorn_bi/ longhorn_bi/
 COPY engine/ engine/
 COPY plugin/ plugin/
 COPY webhook/ webhook/
-RUN python -m venv /opt/venv \
+# pip refuses extras in a constraints file (moto[server]): strip them first.
+RUN sed 's/\[[^]]*\]//' requirements/lock.txt > /tmp/constraints.txt \
+ && python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
-      -c requirements/lock.txt .
+      -c /tmp/constraints.txt .
 
 FROM python:3.11-slim
 COPY --from=build /opt/venv /opt/venv
