@@ -1,0 +1,54 @@
+"""A fake Kubernetes API server for tests (no kube-apiserver can run on the test machines)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from .server import FakeKubeServer
+from .store import ApiError, Resource
+
+__all__ = ["ApiError", "FakeKubeServer", "Resource", "shared_dir", "write_kubeconfig"]
+
+
+def shared_dir() -> Path:
+    """The project's shared/ folder: $LONGHORN_BI_SHARED, else the sibling of the repo root."""
+    env = os.environ.get("LONGHORN_BI_SHARED")
+    if env:
+        return Path(env).resolve()
+    return (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
+
+
+def write_kubeconfig(
+    path: Path,
+    server_url: str,
+    *,
+    context: str = "fake",
+    namespace: str = "longhorn-system",
+    token: str | None = None,
+    ca_file: Path | None = None,
+) -> Path:
+    """Write a kubeconfig that kubernetes.config.load_kube_config() and kubectl both accept."""
+    cluster: dict[str, str] = {"server": server_url}
+    if ca_file is not None:
+        cluster["certificate-authority"] = str(ca_file)
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": cluster}],
+        "users": [{"name": context, "user": {"token": token} if token else {}}],
+        "contexts": [
+            {
+                "name": context,
+                "context": {"cluster": context, "user": context, "namespace": namespace},
+            }
+        ],
+        "current-context": context,
+        "preferences": {},
+    }
+    path = Path(path)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+    return path
