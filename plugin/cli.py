@@ -19,7 +19,12 @@ SUBCOMMANDS = {
     "restore": "longhorn_bi.plugin.generate:restore",
     "validate": "longhorn_bi.plugin.validate:validate",
     "rules": "longhorn_bi.plugin.validate:rules",
+    "list": "longhorn_bi.plugin.cluster_cmds:list_backups",
+    "describe": "longhorn_bi.plugin.cluster_cmds:describe",
+    "completion": "longhorn_bi.plugin.completion:completion",
 }
+# Shell completion's environment variable; click would derive one with a space from PROG_NAME.
+COMPLETE_VAR = "_KUBECTL_LONGHORN_BI_COMPLETE"
 
 
 @click.group(
@@ -46,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         # Without standalone mode click returns the code of ctx.exit() instead of exiting.
-        result = cli.main(args=argv, prog_name=PROG_NAME, standalone_mode=False)
+        result = cli.main(
+            args=argv, prog_name=PROG_NAME, complete_var=COMPLETE_VAR, standalone_mode=False
+        )
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -23,6 +23,7 @@ from longhorn_bi.plugin.kube import (
     PLURALS,
     Connection,
     Kube,
+    connection_from,
     connection_options,
     duration_callback,
 )
@@ -99,12 +100,7 @@ class ClusterRequest:
         if params.get("force_conflicts") and not apply:
             raise click.UsageError("--force-conflicts applies to --apply: add --apply")
         return cls(
-            connection=Connection(
-                kubeconfig=params.get("kubeconfig"),
-                context=params.get("kube_context"),
-                namespace=namespace,
-                request_timeout=params.get("request_timeout"),
-            ),
+            connection=connection_from(namespace, params),
             apply=apply,
             wait=wait,
             timeout=params.get("timeout"),
@@ -230,9 +226,12 @@ def from_backup(kube: Kube, name: str, version: LonghornVersion) -> BackupSource
             hint=f"wait for it: kubectl wait --for=jsonpath='{{.status.state}}'=Completed "
             f"-n {kube.namespace} backupbackingimages.longhorn.io/{name}",
         )
-    spec = backup.get("spec") if isinstance(backup.get("spec"), Mapping) else {}
+    spec = backup.get("spec")
     target = None
     if version.restore_has_backup_target_name:
-        target = str(spec.get("backupTargetName") or DEFAULT_TARGET_NAME)
-    checksum = status.get("checksum") if isinstance(status.get("checksum"), str) else ""
-    return BackupSource(url=url, checksum=checksum, target_name=target)
+        named = spec.get("backupTargetName") if isinstance(spec, Mapping) else None
+        target = str(named or DEFAULT_TARGET_NAME)
+    checksum = status.get("checksum")
+    return BackupSource(
+        url=url, checksum=checksum if isinstance(checksum, str) else "", target_name=target
+    )

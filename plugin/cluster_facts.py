@@ -7,12 +7,13 @@ complete facts, so that "not found" there means "does not exist".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from longhorn_bi.engine.errors import ClusterError, InvalidInput
 from longhorn_bi.engine.facts import BACKUP_TARGET_SETTING, ClusterFacts, facts_from_objects
 from longhorn_bi.engine.versions import LonghornVersion, detect_version
-from longhorn_bi.plugin.kube import API_VERSION, GROUP, KINDS, Kube, Unreachable
+from longhorn_bi.plugin.kube import API_VERSION, GROUP, KINDS, Kube, Unreachable, connection_from
 
 # The CRDs whose schema tells the version line when the chart's version label is missing.
 VERSION_CRDS = ("backupbackingimages.longhorn.io", "backingimages.longhorn.io")
@@ -62,3 +63,12 @@ def gather_facts(kube: Kube, version: LonghornVersion) -> ClusterFacts:
     return facts_from_objects(
         cluster_objects(kube, version), version, complete=True, origin="cluster"
     )
+
+
+def live_facts(
+    namespace: str, connection: Mapping[str, Any], version: LonghornVersion | None
+) -> tuple[LonghornVersion, ClusterFacts]:
+    """The version (detected when None) and the complete facts of a command's cluster."""
+    kube = Kube(connection_from(namespace, connection))
+    detected = resolve_version(kube, version)
+    return detected, gather_facts(kube, detected)

@@ -21,7 +21,7 @@ from longhorn_bi.plugin.cluster_apply import (
     restore_finished,
     run,
 )
-from longhorn_bi.plugin.kube import Kube
+from longhorn_bi.plugin.kube import Kube, name_completer
 from longhorn_bi.plugin.options import (
     cluster_version,
     emit_json,
@@ -63,15 +63,17 @@ def report_violations(violations: list[Violation]) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=name_completer("backingimages"))
 @click.option(
     "--backing-image",
     metavar="NAME",
+    shell_complete=name_completer("backingimages"),
     help="Backing image to back up (default: NAME; Longhorn 1.8+).",
 )
 @click.option(
     "--backup-target",
     metavar="NAME",
+    shell_complete=name_completer("backuptargets"),
     help='Backup target to use (default: "default"; Longhorn 1.8+).',
 )
 @click.option(
@@ -89,6 +91,7 @@ def report_violations(violations: list[Violation]) -> None:
 @click.pass_context
 def backup(
     ctx: click.Context,
+    /,
     name: str,
     backing_image: str | None,
     backup_target: str | None,
@@ -138,6 +141,7 @@ def backup(
     "--from-backup",
     "from_backup_name",
     metavar="BACKUP",
+    shell_complete=name_completer("backupbackingimages"),
     help="A BackupBackingImage in the cluster: its status.url, status.checksum and backup "
     "target fill --backup-url, --checksum and --backup-target-name.",
 )
@@ -152,7 +156,10 @@ def backup(
     help="Expected SHA-512 of the image (status.checksum of the backup).",
 )
 @click.option(
-    "--backup-target-name", metavar="NAME", help="Backup target to read from (Longhorn 1.8+)."
+    "--backup-target-name",
+    metavar="NAME",
+    shell_complete=name_completer("backuptargets"),
+    help="Backup target to read from (Longhorn 1.8+).",
 )
 @namespace_option
 @OUTPUT
@@ -161,6 +168,7 @@ def backup(
 @click.pass_context
 def restore(
     ctx: click.Context,
+    /,
     name: str,
     backup_url: str | None,
     from_backup_name: str | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -119,6 +119,17 @@ def connection_options(function: F) -> F:
     return function
 
 
+def connection_from(namespace: str, params: Mapping[str, Any]) -> Connection:
+    """The Connection of a command's parsed connection_options and -n/--namespace."""
+    timeout = params.get("request_timeout")
+    return Connection(
+        kubeconfig=params.get("kubeconfig") or None,
+        context=params.get("kube_context") or None,
+        namespace=namespace,
+        request_timeout=timeout if isinstance(timeout, float) else None,
+    )
+
+
 def kubeconfig_paths(given: str | None) -> list[str]:
     """The kubeconfig files kubectl would read: --kubeconfig, else $KUBECONFIG, else default."""
     if given:
@@ -163,7 +174,8 @@ class Kube:
                 hint="give --kubeconfig PATH, set KUBECONFIG, or create ~/.kube/config",
             )
         try:
-            client = config.new_client_from_config(
+            new_client: Callable[..., Any] = config.new_client_from_config
+            client = new_client(
                 config_file=os.pathsep.join(paths),
                 context=self.connection.context,
                 persist_config=False,
@@ -265,10 +277,17 @@ class Kube:
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
         with self._calling("get", plural, name):
-            obj = self._custom.get_namespaced_custom_object(
-                GROUP, API_VERSION, self.namespace, plural, name, _request_timeout=self._timeout()
+            return _json(
+                self._custom.get_namespaced_custom_object(
+                    GROUP,
+                    API_VERSION,
+                    self.namespace,
+                    plural,
+                    name,
+                    _preload_content=False,
+                    _request_timeout=self._timeout(),
+                )
             )
-        return dict(obj)
 
     def find(self, plural: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -283,14 +302,17 @@ class Kube:
         token: str | None = None
         while True:
             with self._calling("list", plural):
-                page = self._custom.list_namespaced_custom_object(
-                    GROUP,
-                    API_VERSION,
-                    self.namespace,
-                    plural,
-                    limit=LIST_CHUNK,
-                    _continue=token,
-                    _request_timeout=self._timeout(),
+                page = _json(
+                    self._custom.list_namespaced_custom_object(
+                        GROUP,
+                        API_VERSION,
+                        self.namespace,
+                        plural,
+                        limit=LIST_CHUNK,
+                        _continue=token,
+                        _preload_content=False,
+                        _request_timeout=self._timeout(),
+                    )
                 )
             items.extend(item for item in page.get("items") or [] if isinstance(item, dict))
             token = (page.get("metadata") or {}).get("continue") or None
@@ -304,7 +326,8 @@ class Kube:
         plural = PLURALS[obj["kind"]]
         name = obj["metadata"]["name"]
         with self._calling("apply", plural, name):
-            result = self._custom.patch_namespaced_custom_object(
+            # Raw JSON: the generated client maps only 200 and drops a create's 201 body.
+            response = self._custom.patch_namespaced_custom_object(
                 GROUP,
                 API_VERSION,
                 self.namespace,
@@ -315,9 +338,10 @@ class Kube:
                 field_manager=FIELD_MANAGER,
                 force=True if force else None,
                 _content_type="application/apply-patch+yaml",
+                _preload_content=False,
                 _request_timeout=self._timeout(),
             )
-        return dict(result)
+            return _json(response)
 
     def get_crd(self, name: str) -> dict[str, Any] | None:
         """A CustomResourceDefinition as plain JSON, or None when it is not installed."""
@@ -326,13 +350,13 @@ class Kube:
         api = ApiextensionsV1Api(self.api_client)
         try:
             with self._calling("get", "customresourcedefinitions", name):
-                response = api.read_custom_resource_definition(
-                    name, _preload_content=False, _request_timeout=self._timeout()
+                return _json(
+                    api.read_custom_resource_definition(
+                        name, _preload_content=False, _request_timeout=self._timeout()
+                    )
                 )
-                data = json.loads(response.data)
         except NotFound:
             return None
-        return data if isinstance(data, dict) else None
 
     def watch(
         self, plural: str, name: str, resource_version: str, timeout: float
@@ -375,6 +399,19 @@ class Kube:
             response.release_conn()
 
 
+def _json(response: Any) -> dict[str, Any]:
+    """The JSON object of a raw (not preloaded) response."""
+    try:
+        data = json.loads(response.data)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ClusterError(
+            f"the API server answered something that is not a JSON object: {response.data[:200]!r}"
+        )
+    return data
+
+
 class _StatusError:
     """A watch ERROR event's Status in the shape of an ApiException."""
 
@@ -393,3 +430,34 @@ def _lines(response: Any) -> Iterator[bytes]:
         yield from (line for line in complete if line.strip())
     if buffer.strip():
         yield buffer
+
+
+COMPLETION_TIMEOUT = 3.0
+
+
+def name_completer(plural: str) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """A click shell_complete callback offering the names of `plural` in the cluster.
+
+    It reads the connection flags typed so far; any failure offers nothing, since a
+    completion must never print an error into the user's command line.
+    """
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        params = ctx.params
+        namespace = params.get("namespace")
+        connection = Connection(
+            kubeconfig=params.get("kubeconfig") or None,
+            context=params.get("kube_context") or None,
+            namespace=namespace if isinstance(namespace, str) else LONGHORN_NAMESPACE,
+            request_timeout=COMPLETION_TIMEOUT,
+        )
+        try:
+            names = [
+                str((obj.get("metadata") or {}).get("name", ""))
+                for obj in Kube(connection).list(plural)
+            ]
+        except Exception:
+            return []
+        return sorted(n for n in names if n.startswith(incomplete))
+
+    return complete

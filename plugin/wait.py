@@ -48,7 +48,9 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def _percent(value: Any) -> int | None:
-    return max(0, min(100, value)) if isinstance(value, int) and not isinstance(value, bool) else None
+    return (
+        max(0, min(100, value)) if isinstance(value, int) and not isinstance(value, bool) else None
+    )
 
 
 def backup_judge(obj: Mapping[str, Any]) -> Snapshot:
@@ -68,9 +70,13 @@ COPY_STATE_ORDER = ("", "unknown", "pending", "starting", "in-progress", "ready-
 
 def restore_judge(obj: Mapping[str, Any]) -> Snapshot:
     """A BackingImage: done when its first copy is ready, failed when a copy failed first."""
-    disks = [_mapping(d) for d in _mapping(_mapping(obj.get("status")).get("diskFileStatusMap")).values()]
+    disks = [
+        _mapping(d) for d in _mapping(_mapping(obj.get("status")).get("diskFileStatusMap")).values()
+    ]
     states = [d.get("state") if isinstance(d.get("state"), str) else "" for d in disks]
-    progress = max((p for d in disks if (p := _percent(d.get("progress"))) is not None), default=None)
+    progress = max(
+        (p for d in disks if (p := _percent(d.get("progress"))) is not None), default=None
+    )
     if "ready" in states:
         return Snapshot("ready", 100, done=True)
     for disk, state in zip(disks, states, strict=True):
