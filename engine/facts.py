@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from longhorn_bi.engine.versions import LonghornVersion
@@ -53,11 +54,31 @@ class ClusterFacts:
     complete: bool = False
     origin: str = field(default="files", compare=False)
 
+    # Indexes, built on first use: a validator checks thousands of objects against these.
+    @cached_property
+    def _targets_by_name(self) -> dict[str, BackupTargetFact]:
+        return {t.name: t for t in self.backup_targets or ()}
+
+    @cached_property
+    def _images_by_name(self) -> dict[str, BackingImageFact]:
+        return {b.name: b for b in self.backing_images or ()}
+
+    @cached_property
+    def _backups_by_image(self) -> dict[str, tuple[BackupFact, ...]]:
+        index: dict[str, list[BackupFact]] = {}
+        for backup in self.backups or ():
+            index.setdefault(backup.backing_image, []).append(backup)
+        return {image: tuple(found) for image, found in index.items()}
+
     def target(self, name: str) -> BackupTargetFact | None:
-        return next((t for t in self.backup_targets or () if t.name == name), None)
+        return self._targets_by_name.get(name)
 
     def backing_image(self, name: str) -> BackingImageFact | None:
-        return next((b for b in self.backing_images or () if b.name == name), None)
+        return self._images_by_name.get(name)
+
+    def backups_of(self, image: str) -> tuple[BackupFact, ...]:
+        """Known backups of one backing image, on any target."""
+        return self._backups_by_image.get(image, ())
 
     def merged(self, other: ClusterFacts) -> ClusterFacts:
         """Facts of both; `other` wins for objects of the same name."""

@@ -103,7 +103,7 @@ def check_duplicate(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         return
     image = backup_image_name(m.obj, ctx.version)
     target = _target_of_backup(m) if ctx.version.has_backup_target_crd else DEFAULT_TARGET_NAME
-    for other in ctx.facts.backups:
+    for other in ctx.facts.backups_of(image):
         other_target = (
             other.target_name if ctx.version.has_backup_target_crd else DEFAULT_TARGET_NAME
         )
@@ -187,8 +187,8 @@ def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Fin
         return
     url, image, wanted = restore
     targets = {t.name: _parsed(t) for t in ctx.facts.backup_targets or ()}
-    for backup in ctx.facts.backups:
-        if not backup.checksum or backup.backing_image != image:
+    for backup in ctx.facts.backups_of(image):
+        if not backup.checksum:
             continue
         target = targets.get(backup.target_name)
         same = backup.url == url or (target is not None and target.same_store(wanted))
