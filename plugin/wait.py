@@ -9,6 +9,7 @@ before the wait gives up with what was last seen.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -88,6 +89,13 @@ def restore_judge(obj: Mapping[str, Any]) -> Snapshot:
     return Snapshot(state, progress)
 
 
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 class ProgressView:
     """A progress bar on a terminal; elsewhere one line per state change or LINE_STEP %."""
 
@@ -119,12 +127,15 @@ class ProgressView:
         if self.bar is None:
             from tqdm import tqdm
 
+            # A terminal that reports no size (some CI ptys) would get an empty bar.
+            sized = _columns(self.stream) > 0
             self.bar = tqdm(
                 total=100,
                 desc=self.label,
                 file=self.stream,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}]",
-                dynamic_ncols=True,
+                dynamic_ncols=sized,
+                ncols=None if sized else 80,
             )
         self.bar.n = snap.progress or 0
         self.bar.set_postfix_str(snap.state, refresh=False)
@@ -169,33 +180,34 @@ class Follower:
             self.view.close()
 
     def _run(self, first: Mapping[str, Any] | None) -> Mapping[str, Any]:
-        failures, backoff = 0, BACKOFF_FIRST
-        obj = first
+        failures, backoff, obj = 0, BACKOFF_FIRST, first
         while True:
-            if obj is not None and self._settled(obj):
-                return obj
-            remaining = self.remaining()
-            if remaining is not None and remaining <= 0:
-                raise self._timed_out()
             try:
-                obj = obj if obj is not None else self.kube.get(self.plural, self.name)
+                if obj is None:
+                    obj = self.kube.get(self.plural, self.name)
                 if self._settled(obj):
                     return obj
-                obj, events = self._watch(obj, remaining)
+                remaining = self.remaining()
+                if remaining is not None and remaining <= 0:
+                    raise self._timed_out()
+                settled, events = self._watch(obj, remaining)
+                if settled is not None:
+                    return settled
                 failures = 0
-                if events:
-                    backoff = BACKOFF_FIRST
+                if events:  # news, then the stream ended: catch up at once
+                    backoff, obj = BACKOFF_FIRST, None
                     continue
             except Unreachable as exc:
                 failures += 1
                 if failures > RETRIES:
                     raise self._lost(exc) from None
-            # A watch that ended without news (dropped or expired), or no answer at all:
-            # wait a little, then get the object afresh and watch again.
-            pause = backoff if remaining is None else max(0.0, min(backoff, remaining))
-            self.sleep(pause)
-            backoff = min(backoff * 2, BACKOFF_MAX)
-            obj = None
+            # A watch that ended without news (dropped, expired or its window over), or no
+            # answer at all: pause, then get the object afresh and watch again.
+            remaining = self.remaining()
+            if remaining is not None and remaining <= 0:
+                raise self._timed_out()
+            self.sleep(backoff if remaining is None else min(backoff, remaining))
+            backoff, obj = min(backoff * 2, BACKOFF_MAX), None
 
     def _settled(self, obj: Mapping[str, Any]) -> bool:
         snap = self.judge(obj)
@@ -213,7 +225,7 @@ class Follower:
     def _watch(
         self, obj: Mapping[str, Any], remaining: float | None
     ) -> tuple[Mapping[str, Any] | None, bool]:
-        """Watch from `obj`; the newest object when one settles, else None to re-get."""
+        """Watch from `obj`: (the object once settled, else None; whether any event came)."""
         version = str(_mapping(obj.get("metadata")).get("resourceVersion") or "")
         window = WATCH_WINDOW if remaining is None else min(WATCH_WINDOW, max(remaining, 1.0))
         events = False
