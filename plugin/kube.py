@@ -210,18 +210,22 @@ class Kube:
     def _calling(self, verb: str, plural: str, name: str | None = None) -> Iterator[None]:
         """Turn the client's and urllib3's errors into ours, naming what was asked."""
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError, ReadTimeoutError
+        from urllib3.exceptions import HTTPError, NewConnectionError
+        from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
         try:
             yield
         except ApiException as exc:
             raise self.api_error(exc, verb, plural, name) from None
-        except ReadTimeoutError:
-            raise Unreachable(
-                f"the API server at {self.host} did not answer to {verb} {plural} in time",
-                hint="raise --request-timeout, or check the cluster's health",
-            ) from None
         except HTTPError as exc:
+            # urllib3 wraps the last failure of its retries in MaxRetryError.reason; a refused
+            # connection is a (Connect)TimeoutError there too, for compatibility.
+            reason = getattr(exc, "reason", None) or exc
+            if isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError):
+                raise Unreachable(
+                    f"the API server at {self.host} did not answer to {verb} {plural} in time",
+                    hint="raise --request-timeout, or check the cluster's health",
+                ) from None
             raise self.unreachable(exc) from None
 
     def unreachable(self, exc: BaseException) -> Unreachable:
