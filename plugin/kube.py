@@ -164,7 +164,9 @@ class Kube:
     @cached_property
     def api_client(self) -> Any:
         from kubernetes import config
+        from kubernetes.client import Configuration
         from kubernetes.config.config_exception import ConfigException
+        from urllib3.util.retry import Retry
 
         paths = kubeconfig_paths(self.connection.kubeconfig)
         if not any(Path(p).expanduser().is_file() for p in paths):
@@ -173,12 +175,17 @@ class Kube:
                 f"{source} {os.pathsep.join(paths)} does not exist",
                 hint="give --kubeconfig PATH, set KUBECONFIG, or create ~/.kube/config",
             )
+        configuration = Configuration()
+        # A refused connection is retried at once; a request that timed out is not, so that
+        # --request-timeout bounds each request as it does for kubectl.
+        configuration.retries = Retry(total=3, connect=3, read=0, status=0, redirect=3)
         try:
             new_client: Callable[..., Any] = config.new_client_from_config
             client = new_client(
                 config_file=os.pathsep.join(paths),
                 context=self.connection.context,
                 persist_config=False,
+                client_configuration=configuration,
             )
         except ConfigException as exc:
             what = f"context {self.connection.context!r}" if self.connection.context else "it"

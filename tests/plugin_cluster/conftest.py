@@ -84,7 +84,9 @@ class Cluster:
         self.kubeconfig = kubeconfig
         self.server_url = server.url  # kept: the URL is gone once the server is stopped
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, "--kubeconfig", str(self.kubeconfig), env=env)
 
     def seed(self, *objects: Any) -> None:

@@ -116,7 +116,11 @@ def test_watch_410_and_dropped_watches_are_survived(cluster: Cluster):
             PLURAL,
             NS,
             "bi1",
-            {"state": "Completed", "progress": 100, "url": "s3://backups@us-east-1/?backingImage=bi1"},
+            {
+                "state": "Completed",
+                "progress": 100,
+                "url": "s3://backups@us-east-1/?backingImage=bi1",
+            },
         )
 
     controller = Controller(script)

@@ -44,7 +44,12 @@ def test_list_wide_adds_url_and_checksum(cluster: Cluster):
     result = cluster.cli("list", "-o", "wide")
     header, first, _ = result.stdout.splitlines()
     assert header.split()[-4:] == ["USER-CREATED", "COMPRESSION", "CHECKSUM", "URL"]
-    assert first.split()[-4:] == ["true", "lz4", "abababababab...", f"{TARGET_URL}?backingImage=bi1"]
+    assert first.split()[-4:] == [
+        "true",
+        "lz4",
+        "abababababab...",
+        f"{TARGET_URL}?backingImage=bi1",
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["json", "yaml"])

@@ -46,9 +46,7 @@ def test_from_backup_fills_url_checksum_and_target(cluster: Cluster):
 def test_given_flags_win_over_the_backup_and_the_rules_say_so(cluster: Cluster):
     cluster.seed(backup("bi1-backup", "bi1"))
     other = "cd" * 64
-    result = cluster.cli(
-        "restore", "bi1-copy", "--from-backup", "bi1-backup", "--checksum", other
-    )
+    result = cluster.cli("restore", "bi1-copy", "--from-backup", "bi1-backup", "--checksum", other)
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["spec"]["checksum"] == other
     assert "warning: [LHB405] spec.checksum: checksum differs" in result.stderr
@@ -108,7 +106,9 @@ def test_an_unfinished_or_failed_backup_cannot_be_restored(cluster: Cluster):
 
 
 def test_backup_url_and_from_backup_are_exclusive_and_one_is_needed(cluster: Cluster):
-    result = cluster.cli("restore", "x", "--from-backup", "b", "--backup-url", "s3://b@r/?backingImage=x")
+    result = cluster.cli(
+        "restore", "x", "--from-backup", "b", "--backup-url", "s3://b@r/?backingImage=x"
+    )
     assert result.returncode == 2
     assert "give --backup-url or --from-backup, not both" in result.stderr
     result = cluster.cli("restore", "x", "--apply")

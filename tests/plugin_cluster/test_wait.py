@@ -99,7 +99,10 @@ def test_a_terminal_gets_a_progress_bar(cluster: Cluster):
         for p in (25, 50):
             cluster.server.update_status(PLURAL, NS, "bi1", {"state": "InProgress", "progress": p})
         cluster.server.update_status(
-            PLURAL, NS, "bi1", {"state": "Completed", "progress": 100, "url": "s3://b@r/?backingImage=bi1"}
+            PLURAL,
+            NS,
+            "bi1",
+            {"state": "Completed", "progress": 100, "url": "s3://b@r/?backingImage=bi1"},
         )
 
     controller = Controller(script)
@@ -108,7 +111,15 @@ def test_a_terminal_gets_a_progress_bar(cluster: Cluster):
     # A terminal window of 100 x 30, as a real terminal reports its size.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     process = subprocess.Popen(
-        [str(PLUGIN), "backup", "bi1", "--apply", "--wait", "--kubeconfig", str(cluster.kubeconfig)],
+        [
+            str(PLUGIN),
+            "backup",
+            "bi1",
+            "--apply",
+            "--wait",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+        ],
         stdout=subprocess.PIPE,
         stderr=follower,
     )
@@ -147,4 +158,6 @@ def test_no_time_left_times_out_with_the_last_state(cluster: Cluster, seconds: f
     follower = Follower(kube, PLURAL, "bi1", backup_judge, timeout=1, sleep=lambda s: None)
     follower.deadline = follower.deadline + seconds - 1 if follower.deadline else None
     with pytest.raises(WaitFailed, match=r"timed out after 1s .* \(last: InProgress 7%\)"):
-        follower.run({"metadata": {"name": "bi1"}, "status": {"state": "InProgress", "progress": 7}})
+        follower.run(
+            {"metadata": {"name": "bi1"}, "status": {"state": "InProgress", "progress": 7}}
+        )
