@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 
 import click
 
@@ -48,6 +49,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; expected errors print one clean message, never a traceback."""
+    if argv is None and Path(sys.argv[0]).name.startswith("kubectl_complete-"):
+        # Linked as kubectl's completion executable (e.g. by krew users): answer that.
+        from longhorn_bi.plugin.completion import kubectl_complete
+
+        kubectl_complete()
+        return
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         # Without standalone mode click returns the code of ctx.exit() instead of exiting.
