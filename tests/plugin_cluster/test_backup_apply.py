@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import yaml
 
 from tests.plugin_cluster.conftest import (
@@ -18,13 +20,13 @@ PLURAL = "backupbackingimages"
 URL = f"{TARGET_URL}?backingImage=bi1"
 
 
-def play_backup(cluster: Cluster, *updates: dict[str, object]) -> Controller:
+def play_backup(cluster: Cluster, *updates: Mapping[str, object]) -> Controller:
     """Longhorn's backup controller: once the CLI watches, report each status in turn."""
 
     def script() -> None:
         cluster.wait_for_watches(PLURAL, 1)
         for status in updates:
-            cluster.server.update_status(PLURAL, NS, "bi1", status)
+            cluster.server.update_status(PLURAL, NS, "bi1", dict(status))
 
     controller = Controller(script)
     controller.start()

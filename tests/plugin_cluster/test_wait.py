@@ -59,6 +59,7 @@ def test_a_watch_from_a_compacted_resource_version_gets_410_then_recovers(cluste
         }
     )
     stale = cluster.server.get(PLURAL, NS, "bi1")
+    assert stale is not None
     cluster.server.update_status(PLURAL, NS, "bi1", {"state": "InProgress", "progress": 5})
     cluster.server.compact()
     pauses: list[float] = []
