@@ -260,10 +260,17 @@ class Kube:
                 hint=f"list them with: kubectl get {resource} -n {self.namespace}",
             )
         if code == 403:
+            # Server-side apply is an HTTP PATCH (that may create): RBAC knows no "apply".
+            rbac = "patch" if verb == "apply" else verb
+            wanted = "patch and create" if verb == "apply" else verb
+            if plural == "customresourcedefinitions":
+                resource, scope, ns_flag = f"{plural}.apiextensions.k8s.io", "cluster-wide", ""
+            else:
+                scope, ns_flag = where, f" -n {self.namespace}"
             return ClusterError(
                 f"forbidden: {message}",
-                hint=f"ask for RBAC permission to {verb} {resource} {where}; check with: "
-                f"kubectl auth can-i {verb} {resource} -n {self.namespace}",
+                hint=f"ask for RBAC permission to {wanted} {resource} {scope}; check with: "
+                f"kubectl auth can-i {rbac} {resource}{ns_flag}",
             )
         if code == 401:
             return ClusterError(

@@ -22,8 +22,9 @@ def test_403_on_apply_keeps_the_rbac_message_and_says_what_to_ask_for(cluster: C
     assert result.returncode == 1
     assert f"error: forbidden: {RBAC_PATCH}" in result.stderr
     assert (
-        "hint: ask for RBAC permission to apply backupbackingimages.longhorn.io in namespace "
-        "'longhorn-system'; check with: kubectl auth can-i apply" in result.stderr
+        "hint: ask for RBAC permission to patch and create backupbackingimages.longhorn.io in "
+        "namespace 'longhorn-system'; check with: kubectl auth can-i patch "
+        "backupbackingimages.longhorn.io -n longhorn-system" in result.stderr
     )
     assert "Traceback" not in result.stderr
 
@@ -38,6 +39,24 @@ def test_403_on_the_preflight_list_names_the_resource(cluster: Cluster):
     )
     assert "kubectl auth can-i list backuptargets.longhorn.io -n longhorn-system" in result.stderr
     assert cluster.requests("PATCH", PLURAL) == []
+
+
+def test_403_on_version_detection_says_how_to_do_without_it(cluster: Cluster):
+    cluster.server.forbid("get", "customresourcedefinitions")
+    result = cluster.cli("list")  # list needs no version
+    assert result.returncode == 0, result.stderr
+    result = cluster.cli("backup", "bi1", "--apply")
+    assert result.returncode == 1
+    assert (
+        "error: cannot detect the Longhorn version: forbidden: customresourcedefinitions"
+        '.apiextensions.k8s.io "backupbackingimages.longhorn.io" is forbidden' in result.stderr
+    )
+    assert "give --longhorn-version (e.g. 1.12)" in result.stderr
+    assert (
+        "kubectl auth can-i get customresourcedefinitions.apiextensions.k8s.io\n" in result.stderr
+    )
+    result = cluster.cli("backup", "bi1", "--apply", "--longhorn-version", "1.12")
+    assert result.returncode == 0, result.stderr
 
 
 def test_404_names_the_object_and_the_namespace(cluster: Cluster):
