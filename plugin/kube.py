@@ -285,7 +285,7 @@ class Kube:
                 else "the object changed meanwhile; try again"
             )
             return ClusterError(f"conflict on {what}: {message}", hint=hint)
-        if code == 410:
+        if code == 410 and verb == "watch":
             return WatchExpired(f"watch of {what} expired: {message}")
         if code in (400, 422):
             return ClusterError(f"{what} was rejected: {message}")

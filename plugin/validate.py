@@ -137,7 +137,7 @@ def validate(
     version: LonghornVersion | None,
     **connection: Any,
 ) -> None:
-    """Check manifests offline, e.g. in a GitOps pipeline.
+    """Check manifests, e.g. in a GitOps pipeline (offline, or with --cluster).
 
     PATH is a file, a directory (searched recursively for .yaml, .yml and .json) or '-' for
     standard input (also read when no PATH is given and input is piped). Facts are gathered

@@ -183,3 +183,40 @@ def test_wait_and_dry_run_do_not_mix(cluster: Cluster):
     assert result.returncode == 2
     assert "add --apply" in result.stderr
     assert cluster.server.requests == []
+
+
+def test_longhorn_16_backup_waits_to_completion_in_another_namespace(tmp_path):
+    from tests.fakekube import FakeKubeServer, shared_dir, write_kubeconfig
+
+    with FakeKubeServer(
+        crds=shared_dir() / "longhorn" / "crds-v1.6.yaml", namespace="storage"
+    ) as server:
+        kubeconfig = write_kubeconfig(tmp_path / "kc", server.url, namespace="storage")
+        cluster = Cluster(server, kubeconfig)
+        setting = {
+            "apiVersion": "longhorn.io/v1beta2",
+            "kind": "Setting",
+            "metadata": {"name": "backup-target", "namespace": "storage"},
+            "value": TARGET_URL,
+        }
+        image = backing_image("bi1")
+        image["metadata"]["namespace"] = "storage"
+        cluster.seed(setting, image)
+
+        def script() -> None:
+            cluster.wait_for_watches(PLURAL, 1)
+            server.update_status(PLURAL, "storage", "bi1", {"state": "InProgress", "progress": 50})
+            server.update_status(
+                PLURAL, "storage", "bi1", {"state": "Completed", "progress": 100, "url": URL}
+            )
+
+        controller = Controller(script)
+        controller.start()
+        result = cluster.cli("backup", "bi1", "-n", "storage", "--apply", "--wait")
+        controller.join()
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == URL
+        stored = server.get(PLURAL, "storage", "bi1")
+        assert stored is not None
+        assert stored["spec"] == {"userCreated": True}
+        assert stored["metadata"]["namespace"] == "storage"
