@@ -16,7 +16,7 @@ import click
 
 from longhorn_bi.engine.errors import ClusterError, ExitCode, NotFound
 from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME
-from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate
+from longhorn_bi.engine.rules import RuleContext, Severity, evaluate
 from longhorn_bi.engine.versions import LonghornVersion
 from longhorn_bi.plugin.cluster_facts import gather_facts, resolve_version
 from longhorn_bi.plugin.kube import (
@@ -27,7 +27,7 @@ from longhorn_bi.plugin.kube import (
     connection_options,
     duration_callback,
 )
-from longhorn_bi.plugin.options import F, emit_json, emit_yaml
+from longhorn_bi.plugin.options import F, emit_json, emit_yaml, report_violations
 from longhorn_bi.plugin.wait import Follower, Judge
 
 DRY_RUN = ("none", "client", "server")
@@ -112,25 +112,15 @@ class ClusterRequest:
 Build = Callable[[Kube | None, LonghornVersion], dict[str, Any]]
 
 
-def _report(violations: list[Violation]) -> bool:
-    """Print violations to standard error; whether any is an error."""
-    for violation in violations:
-        click.echo(
-            f"{violation.severity}: [{violation.rule}] {violation.path_str}: {violation.message}",
-            err=True,
-        )
-    return any(v.severity is Severity.ERROR for v in violations)
-
-
 def preflight(kube: Kube, manifest: dict[str, Any], version: LonghornVersion) -> None:
     """The rule set on `manifest`, alone (exit 2) and then with the cluster's facts (exit 1)."""
     ctx = RuleContext(version=version, longhorn_namespace=kube.namespace)
     alone = evaluate(manifest, ctx)
     if any(v.severity is Severity.ERROR for v in alone):
-        _report(alone)
+        report_violations(alone)
         raise click.exceptions.Exit(ExitCode.USAGE)
     live = evaluate(manifest, dataclasses.replace(ctx, facts=gather_facts(kube, version)))
-    if _report(live):
+    if report_violations(live):
         click.echo(
             f"error: preflight against the cluster at {kube.host} failed; nothing was applied",
             err=True,

@@ -11,7 +11,7 @@ import click
 
 from longhorn_bi.engine.errors import ExitCode
 from longhorn_bi.engine.manifests import backup_manifest, restore_manifest
-from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate
+from longhorn_bi.engine.rules import RuleContext, Severity, evaluate
 from longhorn_bi.engine.versions import LonghornVersion
 from longhorn_bi.plugin.cluster_apply import (
     ClusterRequest,
@@ -30,6 +30,7 @@ from longhorn_bi.plugin.options import (
     namespace_option,
     offline_version,
     parse_labels,
+    report_violations,
 )
 from longhorn_bi.plugin.wait import backup_judge, restore_judge
 
@@ -52,14 +53,6 @@ def emit_checked(
     if any(v.severity is Severity.ERROR for v in violations):
         raise click.exceptions.Exit(ExitCode.USAGE)
     emit_json(manifest) if output == "json" else emit_yaml(manifest)
-
-
-def report_violations(violations: list[Violation]) -> None:
-    for violation in violations:
-        click.echo(
-            f"{violation.severity}: [{violation.rule}] {violation.path_str}: {violation.message}",
-            err=True,
-        )
 
 
 @click.command()

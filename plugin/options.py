@@ -11,6 +11,7 @@ import click
 from click.core import ParameterSource
 
 from longhorn_bi.engine.errors import InvalidInput
+from longhorn_bi.engine.rules import Severity, Violation
 from longhorn_bi.engine.rules.base import LONGHORN_NAMESPACE
 from longhorn_bi.engine.versions import DEFAULT_VERSION, SUPPORTED_VERSIONS, LonghornVersion
 
@@ -105,6 +106,16 @@ def parse_labels(
             raise click.BadParameter(f"{item!r} is not KEY=VALUE, e.g. --label usecase=test")
         labels[key] = value
     return labels
+
+
+def report_violations(violations: list[Violation]) -> bool:
+    """Print violations to standard error, one a line; whether any is an error."""
+    for violation in violations:
+        click.echo(
+            f"{violation.severity}: [{violation.rule}] {violation.path_str}: {violation.message}",
+            err=True,
+        )
+    return any(v.severity is Severity.ERROR for v in violations)
 
 
 def emit_json(data: Any) -> None:
