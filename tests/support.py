@@ -19,9 +19,9 @@ SEED_NAME = "000_59a6917ac71459f7.txt"
 def shared_dir() -> Path:
     """The shared/ folder: $LONGHORN_BI_SHARED, or ../shared beside the repository."""
     override = os.environ.get("LONGHORN_BI_SHARED")
-    candidates = [Path(override)] if override else []
-    candidates += [REPO.parent / "shared", REPO.parent.parent / "shared"]
-    for candidate in candidates:
+    if override:
+        return Path(override).resolve()
+    for candidate in (REPO.parent / "shared", REPO.parent.parent / "shared"):
         if (candidate / "longhorn").is_dir():
             return candidate
     raise FileNotFoundError(f"shared/ not found beside {REPO}; set LONGHORN_BI_SHARED")

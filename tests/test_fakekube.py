@@ -441,13 +441,26 @@ def test_stop_cuts_an_open_watch(fake_kube) -> None:
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kubectl_reads_discovery_through_the_kubeconfig(fake_kubeconfig: Path) -> None:
-    out = subprocess.run(
-        ["kubectl", "--kubeconfig", str(fake_kubeconfig), "get", "--raw", f"/apis/{GROUP}/v1beta2"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    names = [r["name"] for r in json.loads(out.stdout)["resources"]]
+def test_kubectl_reads_discovery_and_objects_through_the_kubeconfig(
+    fake_kube, fake_kubeconfig: Path
+) -> None:
+    def kubectl(*args: str) -> str:
+        done = subprocess.run(
+            ["kubectl", "--kubeconfig", str(fake_kubeconfig), *args],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    names = [
+        r["name"]
+        for r in json.loads(kubectl("get", "--raw", f"/apis/{GROUP}/{VERSION}"))["resources"]
+    ]
     assert "backupbackingimages" in names and "settings/status" in names
+    fake_kube.put(backing_image("bi-k"))
+    assert kubectl("get", "lhbi", "bi-k", "-o", "jsonpath={.spec.sourceType}") == "download"
+    assert ("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/backingimages/bi-k") in [
+        (m, p) for m, p, _ in fake_kube.requests
+    ]
 
 
 def test_shared_dir_honours_the_environment(monkeypatch, tmp_path: Path) -> None:

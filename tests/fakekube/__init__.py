@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
+
+from tests.support import shared_dir
 
 from .server import FakeKubeServer
 from .store import ApiError, Resource
 
 __all__ = ["ApiError", "FakeKubeServer", "Resource", "shared_dir", "write_kubeconfig"]
-
-
-def shared_dir() -> Path:
-    """The project's shared/ folder: $LONGHORN_BI_SHARED, else the sibling of the repo root."""
-    env = os.environ.get("LONGHORN_BI_SHARED")
-    if env:
-        return Path(env).resolve()
-    return (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
 
 
 def write_kubeconfig(
