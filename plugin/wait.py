@@ -3,8 +3,8 @@
 `kubectl wait` cannot fail fast on `state: Error` and shows no progress. Here a watch
 (started at the resourceVersion of a get, so that nothing is missed) feeds a judge that
 reads the object's status; a dropped watch or a 410 Gone is followed by a fresh get and a
-new watch with backoff, and an API server that stops answering is retried a few times
-before the wait gives up with what was last seen.
+new watch with backoff, and an API server that stops answering is retried for a while
+(30 s, LONGHORN_BI_WAIT_RETRY) before the wait gives up with what was last seen.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from longhorn_bi.plugin.kube import KINDS, Kube, Unreachable, WatchExpired, form
 
 # One watch request covers at most this long; the server then ends it and we re-watch.
 WATCH_WINDOW = 300.0
-RETRIES = 3  # consecutive failures to reach the API server before giving up
+# How long an API server may stay unreachable (a restart, a leader change) before --wait
+# gives up; LONGHORN_BI_WAIT_RETRY overrides it (seconds).
+RETRY_ENV, RETRY_DEFAULT = "LONGHORN_BI_WAIT_RETRY", 30.0
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 4.0
 LINE_STEP = 10  # without a TTY, print a line every this many percent (and on state changes)
 
@@ -147,6 +149,13 @@ class ProgressView:
             self.bar = None
 
 
+def retry_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(RETRY_ENV, RETRY_DEFAULT)))
+    except ValueError:
+        return RETRY_DEFAULT
+
+
 class Follower:
     """Follows one object of `kube`'s namespace until `judge` says done or failed."""
 
@@ -180,11 +189,13 @@ class Follower:
             self.view.close()
 
     def _run(self, first: Mapping[str, Any] | None) -> Mapping[str, Any]:
-        failures, backoff, obj = 0, BACKOFF_FIRST, first
+        backoff, obj = BACKOFF_FIRST, first
+        unreachable_since: float | None = None
         while True:
             try:
                 if obj is None:
                     obj = self.kube.get(self.plural, self.name)
+                    unreachable_since = None
                 if self._settled(obj):
                     return obj
                 remaining = self.remaining()
@@ -193,13 +204,14 @@ class Follower:
                 settled, events = self._watch(obj, remaining)
                 if settled is not None:
                     return settled
-                failures = 0
+                unreachable_since = None
                 if events:  # news, then the stream ended: catch up at once
                     backoff, obj = BACKOFF_FIRST, None
                     continue
             except Unreachable as exc:
-                failures += 1
-                if failures > RETRIES:
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                if now - unreachable_since >= retry_seconds():
                     raise self._lost(exc) from None
             # A watch that ended without news (dropped, expired or its window over), or no
             # answer at all: pause, then get the object afresh and watch again.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 from tests.fakekube import write_kubeconfig
 from tests.plugin_cluster.conftest import NS, Cluster, Controller
+from tests.plugin_cluster.proxy import Relay
 from tests.support import run_cli
 
 PLURAL = "backupbackingimages"
@@ -97,7 +99,16 @@ def test_an_api_server_that_goes_away_mid_wait_fails_with_the_last_state(cluster
 
     controller = Controller(script)
     controller.start()
-    result = cluster.cli("backup", "bi1", "--apply", "--wait", "--timeout", "10m")
+    # Retry an unreachable API server for 1 s rather than the default 30 s.
+    result = cluster.cli(
+        "backup",
+        "bi1",
+        "--apply",
+        "--wait",
+        "--timeout",
+        "10m",
+        env={"LONGHORN_BI_WAIT_RETRY": "1"},
+    )
     controller.join()
     assert result.returncode == 1
     assert f"error: cannot reach the API server at {cluster.server_url}" in result.stderr
@@ -151,3 +162,35 @@ def test_watch_410_and_dropped_watches_are_survived(cluster: Cluster):
     assert len(cluster.watch_requests(PLURAL)) >= 3
     gets = [p for p, _ in cluster.requests("GET", PLURAL) if p.endswith("/bi1")]
     assert len(gets) >= 2, "no fresh get after a dropped watch"
+
+
+def test_a_short_outage_of_the_api_server_is_ridden_out(cluster: Cluster, tmp_path):
+    relay = Relay(int(cluster.server_url.rsplit(":", 1)[1]))
+    relay.up()
+    kubeconfig = write_kubeconfig(tmp_path / "via-relay", relay.url, token=cluster.server.token)
+    url = "s3://backups@us-east-1/?backingImage=bi1"
+    outage_over = threading.Event()
+
+    def script() -> None:
+        cluster.wait_for_watches(PLURAL, 1)
+        cluster.server.update_status(PLURAL, NS, "bi1", {"state": "InProgress", "progress": 20})
+        relay.down()
+        # Longhorn finishes while the CLI cannot see it; the CLI keeps retrying meanwhile.
+        cluster.server.update_status(
+            PLURAL, NS, "bi1", {"state": "Completed", "progress": 100, "url": url}
+        )
+        outage_over.wait(1.0)  # let the outage last a moment (no assertion on time)
+        relay.up()
+
+    controller = Controller(script)
+    controller.start()
+    try:
+        result = run_cli("backup", "bi1", "--apply", "--wait", "--kubeconfig", str(kubeconfig))
+    finally:
+        controller.join()
+        relay.down()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == url
+    # The CLI had only watched before the outage; it got the object afresh after it.
+    gets = [p for p, _ in cluster.requests("GET", PLURAL) if p.endswith("/bi1")]
+    assert gets, "the CLI did not come back after the outage"
