@@ -254,6 +254,12 @@ class Kube:
         what = f"{kind} {name!r}" if name else f"{plural}.{GROUP}"
         resource = f"{plural}.{GROUP}" if plural in KINDS else plural
         where = f"in namespace {self.namespace!r}"
+        if code == 404 and name is None:
+            return ClusterError(
+                f"the API server at {self.host} does not serve {resource}: Longhorn's CRDs are "
+                "not installed",
+                hint=f"install Longhorn 1.6 or later; check with: kubectl get crd {resource}",
+            )
         if code == 404:
             return NotFound(
                 f"{what} not found {where}",

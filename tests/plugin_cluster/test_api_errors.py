@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.fakekube import write_kubeconfig
+from tests.fakekube import FakeKubeServer, write_kubeconfig
 from tests.plugin_cluster.conftest import NS, Cluster, Controller
 from tests.plugin_cluster.proxy import Relay
 from tests.support import run_cli
@@ -72,6 +72,19 @@ def test_404_names_the_object_and_the_namespace(cluster: Cluster):
     assert result.returncode == 1
     assert "--from-backup: backup 'no-such-backup' not found" in result.stderr
     assert "kubectl longhorn-bi list -n longhorn-system" in result.stderr
+
+
+def test_a_cluster_without_longhorn_says_so(tmp_path):
+    with FakeKubeServer() as bare:  # no CRDs at all
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", bare.url)
+        listed = run_cli("list", "--kubeconfig", str(kubeconfig))
+        applied = run_cli("backup", "bi1", "--apply", "--kubeconfig", str(kubeconfig))
+    assert listed.returncode == 1
+    assert "does not serve backupbackingimages.longhorn.io: Longhorn's CRDs are not installed" in (
+        listed.stderr
+    )
+    assert applied.returncode == 1
+    assert "Longhorn's CRDs are not installed (no backingimages.longhorn.io)" in applied.stderr
 
 
 def test_409_conflict_suggests_force_conflicts_which_is_sent(cluster: Cluster):
