@@ -135,9 +135,14 @@ def test_error_state_fails_fast(seeded: RealCluster):
     done = threading.Event()
 
     def fail_when_created() -> None:
-        seeded.kubectl(
-            "wait", "--for=create", "--timeout=60s", "backupbackingimages.longhorn.io/bi1", "-n", ns
-        )
+        # Poll rather than `kubectl wait --for=create`, which needs kubectl 1.31+.
+        for _ in range(120):
+            found = seeded.kubectl(
+                "get", "backupbackingimages.longhorn.io", "bi1", "-n", ns, check=False
+            )
+            if found.returncode == 0:
+                break
+            done.wait(0.5)
         seeded.set_status(
             "backupbackingimages.longhorn.io",
             "bi1",
