@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 	@for d in engine plugin webhook; do ln -s ../../../$$d .build/typecheck/longhorn_bi/$$d; done
 	@cp longhorn_bi/*.py .build/typecheck/longhorn_bi/
 	cd .build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p longhorn_bi
-	$(BIN)/mypy --config-file pyproject.toml tests benchmarks
+	MYPYPATH=.build/typecheck $(BIN)/mypy --config-file pyproject.toml tests benchmarks
 
 unit: $(STAMP)
 	$(BIN)/pytest

@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "restore": "longhorn_bi.plugin.generate:restore",
     "validate": "longhorn_bi.plugin.validate:validate",
     "rules": "longhorn_bi.plugin.validate:rules",
+    "store": "longhorn_bi.plugin.store:store",
+    "checksum": "longhorn_bi.plugin.checksum:checksum",
 }
 
 

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+import pytest
+
+from longhorn_bi.engine.locks import LockTimings
+
+
+@pytest.fixture
+def fast_locks() -> LockTimings:
+    """Longhorn's lock protocol with short waits, so that tests stay quick."""
+    return LockTimings(check_wait=0.05, check_interval=0.1, max_wait=3.0)
