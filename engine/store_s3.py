@@ -13,6 +13,7 @@ standard mode covers the request, our loop also covers a body that breaks while 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import tempfile
@@ -27,9 +28,9 @@ from longhorn_bi.engine.store_driver import check_key
 T = TypeVar("T")
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
-ATTEMPTS = 8
-BASE_DELAY = 0.1
-MAX_DELAY = 5.0
+ATTEMPTS = 5  # ours, around botocore's own 4: a body cut while read is retried here
+BASE_DELAY = 0.05
+MAX_DELAY = 2.0
 _RETRY_CODES = {
     "InternalError",
     "ServiceUnavailable",
@@ -97,7 +98,7 @@ class S3Store:
             verify = self._cert_file
         config = Config(
             region_name=region,
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"max_attempts": 4, "mode": "standard"},
             s3={"addressing_style": "path" if path_style else "virtual"},
             proxies=proxies or None,
             max_pool_connections=32,
@@ -126,6 +127,7 @@ class S3Store:
             BotoCoreError,
             ClientError,
             ConnectionError,
+            EndpointConnectionError,
             HTTPClientError,
             IncompleteReadError,
             ResponseStreamingError,
@@ -149,6 +151,8 @@ class S3Store:
                     raise BackupstoreError(
                         f"S3 {what} failed: {code or status} {message}"
                     ) from None
+            except EndpointConnectionError as exc:  # botocore retried already: nobody answers
+                raise BackupstoreError(f"S3 {what} failed: {redact(str(exc))}") from None
             except transient as exc:
                 if attempt == ATTEMPTS:
                     raise BackupstoreError(f"S3 {what} failed: {redact(str(exc))}") from None
@@ -206,7 +210,7 @@ class S3Store:
 
         token: str | None = None
         while True:
-            answer = self._call(f"list of {prefix}", lambda: page(token))
+            answer = self._call(f"list of {prefix}", functools.partial(page, token))
             for item in answer.get("CommonPrefixes", []):
                 names.add(item["Prefix"][len(folder) :].rstrip("/"))
             for item in answer.get("Contents", []):

@@ -36,7 +36,12 @@ def gzip_block(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
-ENCODERS: dict[str, Callable[[bytes], bytes]] = {"lz4": lz4_block, "gzip": gzip_block, "none": bytes, "": gzip_block}
+ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "lz4": lz4_block,
+    "gzip": gzip_block,
+    "none": bytes,
+    "": gzip_block,
+}
 
 
 @dataclass
