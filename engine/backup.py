@@ -129,7 +129,7 @@ class _Uploader:
         key = block_key(name)
         if not self.store.exists(key):  # an existing block is never rewritten
             payload = compress(self.compression, data)
-            self.store.write(key, payload)
+            self.store.write(key, payload, durable=False)  # sync() before the final cfg
             with self._mutex:
                 self.new_blocks += 1
                 self.stored_bytes += len(payload)
@@ -142,7 +142,7 @@ def backup_image(
     name: str,
     *,
     compression: str = "lz4",
-    concurrency: int = 2,
+    concurrency: int = 4,
     labels: Mapping[str, str] | None = None,
     store: StoreDriver | None = None,
     store_options: Mapping[str, str] | None = None,
@@ -198,6 +198,7 @@ def backup_image(
                 # A delete ran while we waited for the lock: it may have collected blocks
                 # we found already stored. Store again whatever is gone.
                 _restore_missing(fd, size, refs, uploader)
+            store.sync()  # every block is on stable storage before a cfg claims it
             cfg.checksum = checksum
             cfg.blocks = refs
             cfg.block_count = len(refs)
@@ -312,4 +313,6 @@ def _restore_missing(fd: int, size: int, refs: list[BlockRef], uploader: _Upload
             raise BackupstoreError(
                 f"the image file changed during the backup (at offset {ref.offset})"
             )
-        uploader.store.write(block_key(ref.checksum), compress(uploader.compression, view))
+        uploader.store.write(
+            block_key(ref.checksum), compress(uploader.compression, view), durable=False
+        )

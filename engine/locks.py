@@ -39,6 +39,10 @@ class LockTimings:
 
 
 DEFAULT_TIMINGS = LockTimings()
+# On a local file system every contender runs on this host: one clock, nanosecond times and a
+# listing that shows a new file at once. Longhorn's 2 s covers NFS attribute caching
+# (actimeo=1), store times of one-second precision and clock skew between nodes.
+LOCAL_TIMINGS = LockTimings(check_wait=0.2)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class BackupstoreLock:
     ) -> None:
         self.store = store
         self.type = lock_type
+        if timings is DEFAULT_TIMINGS and getattr(store, "local_listing", False):
+            timings = LOCAL_TIMINGS
         self.timings = timings
         self.name = "lock-" + uuid.uuid4().hex[:16]
         self.acquired = False

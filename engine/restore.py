@@ -98,7 +98,7 @@ def restore_backup(
     url: str,
     output: str | Path,
     *,
-    concurrent_limit: int = 2,
+    concurrent_limit: int = 4,
     checksum: str | None = None,
     store: StoreDriver | None = None,
     store_options: Mapping[str, str] | None = None,
@@ -128,7 +128,7 @@ def restore_backup(
                     raise IntegrityError(
                         f"the restored image's SHA-512 {digest} does not match {source} {expected}"
                     )
-                os.fsync(fd)
+                # No fsync, as Longhorn's own restore: the rename publishes a complete file.
                 os.close(fd)
                 fd = -1
                 os.chmod(tmp, 0o644)
@@ -184,7 +184,7 @@ def _copy_blocks(
 def verify_backup(
     url: str,
     *,
-    concurrent_limit: int = 2,
+    concurrent_limit: int = 4,
     store: StoreDriver | None = None,
     store_options: Mapping[str, str] | None = None,
     progress: Progress | None = None,

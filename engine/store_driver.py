@@ -26,8 +26,17 @@ class StoreDriver(Protocol):
         """The whole object; NotFound when it does not exist."""
         ...
 
-    def write(self, key: str, data: bytes | bytearray | memoryview) -> None:
-        """Store an object atomically: readers see the old object, the new one or none."""
+    def write(
+        self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
+        """Store an object atomically: readers see the old object, the new one or none.
+
+        `durable=False` defers flushing to stable storage until the next `sync()`.
+        """
+        ...
+
+    def sync(self) -> None:
+        """Make every write so far durable (a barrier before a cfg that claims them)."""
         ...
 
     def exists(self, key: str) -> bool: ...

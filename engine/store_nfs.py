@@ -42,6 +42,10 @@ class NfsStore(VfsStore):
         self._mounted_here = mounted_here
         self._umount = list(umount)
 
+    @property
+    def local_listing(self) -> bool:
+        return False  # other nodes write here too, and NFS caches attributes
+
     def close(self) -> None:
         if self._mounted_here:
             self._mounted_here = False

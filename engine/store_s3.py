@@ -171,13 +171,18 @@ class S3Store:
 
         return self._call(f"read of {key}", get)
 
-    def write(self, key: str, data: bytes | bytearray | memoryview) -> None:
+    def write(
+        self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
         full = self._key(key)
         payload = bytes(data) if isinstance(data, memoryview) else data
         self._call(
             f"write of {key}",
             lambda: self.client.put_object(Bucket=self.bucket, Key=full, Body=payload),
         )
+
+    def sync(self) -> None:
+        return None  # a completed PUT is durable
 
     def _head(self, key: str) -> dict[str, Any]:
         full = self._key(key)

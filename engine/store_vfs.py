@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import tempfile
 from pathlib import Path
@@ -11,21 +13,61 @@ from longhorn_bi.engine.errors import BackupstoreError, NotFound
 from longhorn_bi.engine.store_driver import check_key
 
 TMP_PREFIX = ".tmp-"
+# File systems whose directory listings are immediately consistent for this host only.
+LOCAL_FS_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "zfs", "f2fs"})
+
+
+def fs_type(path: Path) -> str:
+    """The type of the file system holding `path`, from /proc/mounts ("" when unknown)."""
+    best, kind = "", ""
+    try:
+        target = str(path.resolve())
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                point = fields[1].replace("\\040", " ")
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, fields[2]
+    except OSError:
+        return ""
+    return kind
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.syncfs.argtypes = [ctypes.c_int]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _load_libc()
 
 
 class VfsStore:
     """Objects are files under `root`; writes go to a temporary file, fsync, then rename."""
 
-    def __init__(self, url: str, root: str | Path, *, durable: bool = True) -> None:
+    def __init__(self, url: str, root: str | Path) -> None:
         self._url = url
         self.root = Path(root)
-        self.durable = durable
         if self.root.exists() and not self.root.is_dir():
             raise BackupstoreError(f"backup target {url} is not a directory")
 
     @property
     def url(self) -> str:
         return self._url
+
+    @property
+    def local_listing(self) -> bool:
+        """Whether only this host writes here and sees new files at once (see locks.py)."""
+        probe = self.root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        return fs_type(probe) in LOCAL_FS_TYPES
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -38,7 +80,9 @@ class VfsStore:
         except OSError as exc:
             raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
 
-    def write(self, key: str, data: bytes | bytearray | memoryview) -> None:
+    def write(
+        self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +92,7 @@ class VfsStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                if self.durable:
+                if durable:
                     handle.flush()
                     os.fsync(handle.fileno())
             os.chmod(tmp, 0o644)
@@ -61,6 +105,19 @@ class VfsStore:
                     f"cannot write {key} in {self._url}: {exc.strerror}"
                 ) from None
             raise
+
+    def sync(self) -> None:
+        """syncfs() of the store's file system: one flush for every deferred block write."""
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return
+        try:
+            if _LIBC is not None and _LIBC.syncfs(fd) == 0:
+                return
+            os.sync()
+        finally:
+            os.close(fd)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -75,7 +75,7 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     help="Block compression (Longhorn's backup-compression-method).",
 )
 @click.option(
-    "--concurrency", type=int, default=2, show_default=True, help="Upload workers (>= 1)."
+    "--concurrency", type=int, default=4, show_default=True, help="Upload workers (>= 1)."
 )
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Label of the backup.")
 @MOUNT_POINT
@@ -144,7 +144,7 @@ def backup(
     help="File to restore into.",
 )
 @click.option(
-    "--concurrent-limit", type=int, default=2, show_default=True, help="Restore workers (>= 1)."
+    "--concurrent-limit", type=int, default=4, show_default=True, help="Restore workers (>= 1)."
 )
 @click.option("--checksum", default=None, help="Expected SHA-512 (default: the backup's own).")
 @MOUNT_POINT
@@ -226,7 +226,7 @@ def inspect(url: str, mount_point: str | None, fmt: str) -> None:
 @store.command()
 @click.argument("url")
 @click.option(
-    "--concurrent-limit", type=int, default=2, show_default=True, help="Read workers (>= 1)."
+    "--concurrent-limit", type=int, default=4, show_default=True, help="Read workers (>= 1)."
 )
 @MOUNT_POINT
 @OUTPUT

@@ -107,10 +107,18 @@ class RecordingStore(VfsStore):
     def __init__(self, url: str, root: Path) -> None:
         super().__init__(url, root)
         self.writes: list[tuple[str, bytes]] = []
+        self.events: list[tuple[str, str]] = []
 
-    def write(self, key: str, data: bytes | bytearray | memoryview) -> None:
+    def write(
+        self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
         self.writes.append((key, bytes(data)))
-        super().write(key, data)
+        self.events.append(("write-durable" if durable else "write-deferred", key))
+        super().write(key, data, durable=durable)
+
+    def sync(self) -> None:
+        self.events.append(("sync", ""))
+        super().sync()
 
 
 def _image(tmp_path: Path) -> tuple[Path, bytes]:
@@ -192,6 +200,11 @@ def test_backup_writes_longhorns_layout_field_by_field(tmp_path, fast_locks, com
     block_writes = [k for k, _ in data_writes if block_re.match(k)]
     assert len(block_writes) == len(set(block_writes)) == 3
     assert result.new_blocks == 3 and result.zero_blocks == 1
+    # blocks are flushed by one barrier after the last of them, before the final cfg
+    events = [(kind, key) for kind, key in store.events if not key.endswith(".lck")]
+    assert events[0] == ("write-durable", cfg_key)
+    assert events[-2:] == [("sync", ""), ("write-durable", cfg_key)]
+    assert {kind for kind, _ in events[1:-2]} == {"write-deferred"}
 
 
 def _check_lz4_frame(raw: bytes) -> None:

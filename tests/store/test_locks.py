@@ -25,10 +25,12 @@ QUICK_GIVE_UP = LockTimings(check_wait=0.1, check_interval=0.1, max_wait=0.8)
 
 
 class SlowStore(VfsStore):
-    def write(self, key: str, data: bytes | bytearray | memoryview) -> None:
+    def write(
+        self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
         if key.endswith(".blk"):
             time.sleep(0.05)
-        super().write(key, data)
+        super().write(key, data, durable=durable)
 
 
 def _image(tmp_path: Path, blocks: int, seed: int = 0) -> tuple[Path, bytes]:
@@ -155,3 +157,17 @@ def test_rm_keeps_blocks_while_another_backup_is_in_progress(tmp_path, fast_lock
     store = VfsStore(f"vfs://{root}", root)
     own = hashlib.sha512(hashlib.shake_256(b"own").digest(BLOCK)).hexdigest()[:64]
     assert store.exists(block_key(own))
+
+
+def test_lock_wait_is_longhorns_except_on_a_local_file_system(tmp_path) -> None:
+    from longhorn_bi.engine.backup_url import parse_target
+    from longhorn_bi.engine.locks import BackupstoreLock
+    from longhorn_bi.engine.store_nfs import open_nfs_store
+    from longhorn_bi.engine.store_vfs import fs_type
+
+    local = VfsStore(f"vfs://{tmp_path}", tmp_path)
+    expected = 0.2 if fs_type(tmp_path) in ("ext4", "xfs", "btrfs", "tmpfs") else 2.0
+    assert BackupstoreLock(local, 1).timings.check_wait == expected
+    nfs = open_nfs_store(parse_target("nfs://server:/export"), mount_point=str(tmp_path))
+    assert BackupstoreLock(nfs, 1).timings.check_wait == 2.0  # NFS caches attributes
+    assert BackupstoreLock(local, 1, LockTimings(check_wait=1.5)).timings.check_wait == 1.5
