@@ -214,3 +214,36 @@ def test_help_does_not_import_boto3_or_tqdm() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.stdout.strip().endswith("[]"), done.stdout
+
+
+@pytest.fixture
+def http_file(tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):
+            return
+
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    (tmp_path / "image.qcow2").write_bytes(data)
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", data
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_checksum_of_an_http_url_streams_the_download(http_file) -> None:
+    base, data = http_file
+    done = run("checksum", f"{base}/image.qcow2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == hashlib.sha512(data).hexdigest()
+    missing = run("checksum", f"http://user:hunter2pass@{base[7:]}/nope.img")
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr
+    assert "hunter2pass" not in missing.stderr and "Traceback" not in missing.stderr
