@@ -133,7 +133,18 @@ class S3Store:
             ResponseStreamingError,
         )
 
-        transient = (ConnectionError, HTTPClientError, IncompleteReadError, ResponseStreamingError)
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        # A body cut while it is read surfaces from urllib3 itself, or as a plain reset.
+        transient = (
+            ConnectionError,
+            HTTPClientError,
+            IncompleteReadError,
+            ResponseStreamingError,
+            Urllib3Error,
+            ConnectionResetError,
+            TimeoutError,
+        )
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return fn()

@@ -247,3 +247,38 @@ def test_checksum_of_an_http_url_streams_the_download(http_file) -> None:
     missing = run("checksum", f"http://user:hunter2pass@{base[7:]}/nope.img")
     assert missing.returncode == 1 and "HTTP 404" in missing.stderr
     assert "hunter2pass" not in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_progress_bar_only_when_stderr_is_a_terminal(tmp_path, image) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    path, _ = image
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        done = subprocess.run(
+            [EXE, "checksum", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            timeout=60,
+            check=False,
+        )
+        os.close(secondary)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal has no writer left
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(primary)
+    assert done.returncode == 0
+    assert b"sha512" in seen and b"100%" in seen  # tqdm drew on the terminal
+    quiet = run("checksum", str(path))
+    assert quiet.stderr == ""

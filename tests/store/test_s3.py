@@ -180,3 +180,24 @@ def test_sigkill_midway_then_rerun_completes(tmp_path, s3_bucket, moto_endpoint)
 def test_missing_bucket_is_a_clear_error(s3_bucket, fast_locks) -> None:
     with pytest.raises(BackupstoreError, match="bucket 'missing-bucket' does not exist"):
         list_backups("s3://missing-bucket@us-east-1/")
+
+
+def test_s3_settings_from_the_environment(s3_bucket, monkeypatch) -> None:
+    from longhorn_bi.engine.backup_url import parse_target
+    from longhorn_bi.engine.store_s3 import S3Store
+
+    target = parse_target(f"s3://{s3_bucket}@us-east-1/")
+    monkeypatch.setenv("VIRTUAL_HOSTED_STYLE", "maybe")
+    with pytest.raises(InvalidInput, match="VIRTUAL_HOSTED_STYLE must be 'true' or 'false'"):
+        S3Store(target)
+    monkeypatch.setenv("VIRTUAL_HOSTED_STYLE", "false")
+    monkeypatch.setenv("AWS_CERT", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    store = S3Store(target)
+    assert store.client.meta.config.s3["addressing_style"] == "path"
+    cert_file = store._cert_file
+    assert cert_file is not None and Path(cert_file).read_text().startswith("-----BEGIN")
+    store.close()
+    assert not Path(cert_file).exists()
+    monkeypatch.delenv("AWS_CERT")
+    monkeypatch.setenv("VIRTUAL_HOSTED_STYLE", "true")
+    assert S3Store(target).client.meta.config.s3["addressing_style"] == "virtual"
