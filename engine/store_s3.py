@@ -132,7 +132,6 @@ class S3Store:
             IncompleteReadError,
             ResponseStreamingError,
         )
-
         from urllib3.exceptions import HTTPError as Urllib3Error
 
         # A body cut while it is read surfaces from urllib3 itself, or as a plain reset.
