@@ -1,1 +1,1 @@
-"""Benchmarks: each module runs as `python -m benchmarks.<name>` and prints one line per figure."""
+"""Benchmarks: run by hand (`make bench` or `python -m benchmarks.<name>`), one result line each."""

@@ -191,7 +191,9 @@ def main() -> None:
     parser.add_argument("--s3-size-mib", type=int, default=256)
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--concurrency", type=int, default=2)
-    args = parser.parse_args()
+    # Flags only when run as its own module (benchmarks.run passes bench names in argv).
+    own = Path(sys.argv[0]).stem == "bench_store"
+    args = parser.parse_args(sys.argv[1:] if own else [])
     work = WORK / "store"
     work.mkdir(parents=True, exist_ok=True)
     peers = {"borg": borg, "restic": restic}

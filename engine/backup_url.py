@@ -92,10 +92,14 @@ def parse_target(url: str) -> BackupTarget:
     _check_chars(url)
     scheme, sep, _ = url.partition("://")
     if not sep:
-        raise _fail(url, "has no scheme", f"start it with one of {', '.join(s + '://' for s in SCHEMES)}")
+        raise _fail(
+            url, "has no scheme", f"start it with one of {', '.join(s + '://' for s in SCHEMES)}"
+        )
     if scheme not in SCHEMES:
         raise _fail(
-            url, f"has unsupported scheme {scheme!r}", f"use one of {', '.join(s + '://' for s in SCHEMES)}"
+            url,
+            f"has unsupported scheme {scheme!r}",
+            f"use one of {', '.join(s + '://' for s in SCHEMES)}",
         )
     try:
         parts = urlsplit(url)
@@ -112,7 +116,9 @@ def parse_target(url: str) -> BackupTarget:
         if not parts.hostname:
             raise _fail(url, "has no NFS server", "use nfs://server:/export")
         if port is not None:
-            raise _fail(url, "has a port; Longhorn's NFS URLs have none", "use nfs://server:/export")
+            raise _fail(
+                url, "has a port; Longhorn's NFS URLs have none", "use nfs://server:/export"
+            )
         if not parts.path.startswith("/"):
             raise _fail(url, "has no export path", "use nfs://server:/export")
         return BackupTarget(url, scheme, parts.hostname, "", parts.path, query)
@@ -122,11 +128,17 @@ def parse_target(url: str) -> BackupTarget:
         return BackupTarget(url, scheme, parts.hostname, "", parts.path, query)
     if scheme == "azblob":
         if not parts.username or not parts.hostname:
-            raise _fail(url, "needs a container and an endpoint", "use azblob://container@core.windows.net/path/")
+            raise _fail(
+                url,
+                "needs a container and an endpoint",
+                "use azblob://container@core.windows.net/path/",
+            )
         return BackupTarget(url, scheme, parts.username, parts.hostname, parts.path or "/", query)
     # vfs: a local directory, always absolute
     if parts.netloc:
-        raise _fail(url, "must name an absolute local path", "use vfs:///absolute/path (three slashes)")
+        raise _fail(
+            url, "must name an absolute local path", "use vfs:///absolute/path (three slashes)"
+        )
     if not parts.path.startswith("/"):
         raise _fail(url, "must name an absolute local path", "use vfs:///absolute/path")
     return BackupTarget(url, scheme, "", "", posixpath.normpath(parts.path), query)
@@ -140,7 +152,9 @@ def _parse_s3(
     if not bucket:
         raise _fail(url, "has no bucket", "use s3://bucket@region/path/")
     if not 3 <= len(bucket) <= 63 or not all(c.isalnum() or c in "-." for c in bucket):
-        raise _fail(url, f"has an invalid bucket name {bucket!r}", "3-63 letters, digits, '-' or '.'")
+        raise _fail(
+            url, f"has an invalid bucket name {bucket!r}", "3-63 letters, digits, '-' or '.'"
+        )
     return BackupTarget(url, "s3", bucket, region, path or "/", query)
 
 
@@ -157,7 +171,9 @@ def format_backup_url(target_url: str, backing_image: str) -> str:
 def parse_backup_url(url: str) -> BackingImageBackupURL:
     """Split a backing image backup URL into its target and image name."""
     if not isinstance(url, str) or not url.strip():
-        raise InvalidBackupURL("backup URL is empty", hint="e.g. s3://bucket@us-east-1/?backingImage=parrot")
+        raise InvalidBackupURL(
+            "backup URL is empty", hint="e.g. s3://bucket@us-east-1/?backingImage=parrot"
+        )
     _check_chars(url)
     base, _, query = url.partition("?")
     params = parse_qsl(query, keep_blank_values=True)

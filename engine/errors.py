@@ -51,7 +51,13 @@ class ManifestError(LonghornBIError):
     """A manifest file that cannot be read or parsed."""
 
     def __init__(
-        self, message: str, *, source: str = "", line: int = 0, column: int = 0, hint: str | None = None
+        self,
+        message: str,
+        *,
+        source: str = "",
+        line: int = 0,
+        column: int = 0,
+        hint: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.source = source

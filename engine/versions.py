@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from longhorn_bi.engine.errors import InvalidInput
 
@@ -65,3 +67,45 @@ class LonghornVersion:
 
 SUPPORTED_VERSIONS = tuple(f"1.{minor}" for minor in range(OLDEST_MINOR, NEWEST_MINOR + 1))
 DEFAULT_VERSION = LonghornVersion(1, NEWEST_MINOR)
+
+
+def detect_version(crds: Iterable[Mapping[str, Any]]) -> LonghornVersion:
+    """The Longhorn version of installed CRDs (CustomResourceDefinition objects).
+
+    The chart labels CRDs with app.kubernetes.io/version; without it the schema tells the
+    line: spec.backingImage in BackupBackingImage means 1.8+, clone among the source types
+    means 1.7, else 1.6.
+    """
+    crd_list = [crd for crd in crds if isinstance(crd, Mapping)]
+    for crd in crd_list:
+        labels = crd.get("metadata", {}).get("labels") or {}
+        label = labels.get("app.kubernetes.io/version") if isinstance(labels, Mapping) else None
+        if isinstance(label, str) and str(crd.get("metadata", {}).get("name", "")).endswith(
+            ".longhorn.io"
+        ):
+            try:
+                return LonghornVersion.parse(label)
+            except InvalidInput:
+                continue
+
+    def spec_properties(plural: str) -> Mapping[str, Any]:
+        for crd in crd_list:
+            if crd.get("metadata", {}).get("name") == f"{plural}.longhorn.io":
+                for served in crd.get("spec", {}).get("versions", []):
+                    if served.get("name") == "v1beta2":
+                        schema = served.get("schema", {}).get("openAPIV3Schema", {})
+                        spec = schema.get("properties", {}).get("spec", {})
+                        return spec.get("properties", {}) or {}
+        return {}
+
+    if "backingImage" in spec_properties("backupbackingimages"):
+        return LonghornVersion(1, 8)
+    source_type = spec_properties("backingimages").get("sourceType", {})
+    if "clone" in (source_type.get("enum") or []):
+        return LonghornVersion(1, 7)
+    if not spec_properties("backingimages"):
+        raise InvalidInput(
+            "Longhorn's CRDs are not installed (no backingimages.longhorn.io)",
+            hint="install Longhorn 1.6 or later, or give --longhorn-version",
+        )
+    return LonghornVersion(1, 6)

@@ -1,7 +1,8 @@
 """The backupstore part of `make demo`: a sparse image backed up, verified and restored.
 
-`run_store_demo(workdir)` works under `workdir` (e.g. ./demo-work, gitignored), prints one
-line per step and returns the backup URL, for the BackupBackingImage and restore manifests.
+`run_store_demo(workdir)` works under `workdir` (./demo-work, gitignored), runs each step
+through the real command line as demo.py does, and returns the backup URL and the image's
+SHA-512 for the BackupBackingImage and restore manifests.
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
-
-from longhorn_bi.engine.backup import backup_image
-from longhorn_bi.engine.restore import restore_backup, verify_backup
 
 MIB = 1024 * 1024
 DEMO_IMAGE_NAME = "demo-image"
@@ -34,30 +32,40 @@ def make_demo_image(path: Path) -> str:
     return hashlib.sha512(content).hexdigest()
 
 
-def run_store_demo(workdir: Path) -> str:
+def run_store_demo(workdir: Path) -> tuple[str, str]:
+    """Back up, verify and restore the demo image through the CLI; returns (URL, checksum)."""
+    from longhorn_bi.demo import step
+
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     image = workdir / f"{DEMO_IMAGE_NAME}.raw"
     checksum = make_demo_image(image)
+    print(f"\n== A 32 MiB sparse raw image: {image}", flush=True)
+    step("Its SHA-512, the value for spec.checksum", "checksum", str(image))
     target = f"vfs://{workdir / 'backupstore'}"
-    print(f"[store] image {image} (32 MiB, sparse), sha512 {checksum[:16]}...")
-    result = backup_image(image, target, DEMO_IMAGE_NAME)
-    if result.already:
-        print(f"[store] backup exists already: {result.url}")
-    else:
-        print(
-            f"[store] backed up to {result.url}: {result.block_count} blocks "
-            f"({result.new_blocks} new, {result.hole_bytes // MIB} MiB of holes skipped)"
-        )
-    verified = verify_backup(result.url)
-    if not verified.ok:
-        raise SystemExit(f"[store] verify failed: {verified.bad_blocks}")
-    print(f"[store] verified {verified.blocks} blocks and the image SHA-512")
-    restored = workdir / f"{DEMO_IMAGE_NAME}.restored.raw"
-    restore_backup(result.url, restored, checksum=checksum)
-    print(f"[store] restored to {restored}, sha512 matches")
-    return result.url
+    url = step(
+        "Back it up to a local backupstore in Longhorn's layout",
+        "store",
+        "backup",
+        str(image),
+        "--target",
+        target,
+        "--name",
+        DEMO_IMAGE_NAME,
+    ).strip()
+    step("Read and check every block and the image SHA-512", "store", "verify", url)
+    step(
+        "Restore it, checked against the checksum",
+        "store",
+        "restore",
+        url,
+        "--output",
+        str(workdir / f"{DEMO_IMAGE_NAME}.restored.raw"),
+        "--checksum",
+        checksum,
+    )
+    return url, checksum
 
 
 if __name__ == "__main__":
-    print(run_store_demo(Path(sys.argv[1] if len(sys.argv) > 1 else "demo-work")))
+    print(run_store_demo(Path(sys.argv[1] if len(sys.argv) > 1 else "demo-work"))[0])

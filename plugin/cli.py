@@ -30,7 +30,9 @@ SUBCOMMANDS = {
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name=PROG_NAME)
-@click.option("--debug", is_flag=True, envvar="LONGHORN_BI_DEBUG", help="Show tracebacks of errors.")
+@click.option(
+    "--debug", is_flag=True, envvar="LONGHORN_BI_DEBUG", help="Show tracebacks of errors."
+)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Back up and restore Longhorn backing images safely.
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; expected errors print one clean message, never a traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name=PROG_NAME, standalone_mode=False)
+        # Without standalone mode click returns the code of ctx.exit() instead of exiting.
+        result = cli.main(args=argv, prog_name=PROG_NAME, standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-    sys.exit(ExitCode.OK)
+    sys.exit(result if isinstance(result, int) else ExitCode.OK)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import click
 
 
 class LazyGroup(click.Group):
-    def __init__(self, *args: Any, lazy_subcommands: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy_subcommands: dict[str, str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         # name -> "module.path:attribute"
         self.lazy_subcommands = dict(lazy_subcommands or {})

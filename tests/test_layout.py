@@ -21,6 +21,6 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
 
 
 def test_installed_names_map_to_the_top_level_folders() -> None:
-    import longhorn_bi.engine.errors as errors
+    from longhorn_bi.engine import errors
 
     assert Path(errors.__file__).resolve() == ROOT / "engine" / "errors.py"

@@ -1,0 +1,182 @@
+"""Multi-document YAML (and JSON) parsed into plain objects that remember where each field is.
+
+Rules report a field path; the validator turns it into file:line:column with
+`SourceDocument.position_of`. Parsing refuses duplicate keys and bounds alias expansion
+(a "billion laughs" document fails fast instead of eating the machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from longhorn_bi.engine.errors import ManifestError
+
+# Expanded nodes one document may have once aliases are followed, and how deep it may nest.
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+Position = tuple[int, int]  # 1-based line and column
+FieldPath = tuple[str | int, ...]
+
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """One YAML document: its object and the position of every field in the source."""
+
+    source: str
+    index: int
+    obj: Any
+    positions: Mapping[FieldPath, Position] = field(repr=False)
+
+    @property
+    def line(self) -> int:
+        return self.positions.get((), (1, 1))[0]
+
+    def position_of(self, path: FieldPath) -> Position:
+        """Where `path` is, or the nearest enclosing field that exists."""
+        for end in range(len(path), -1, -1):
+            position = self.positions.get(path[:end])
+            if position is not None:
+                return position
+        return (1, 1)
+
+
+class _Converter:
+    """Node graph -> Python objects, recording positions and counting expanded nodes."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.positions: dict[FieldPath, Position] = {}
+        self.budget = MAX_NODES
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def error(self, node: yaml.Node, message: str, hint: str | None = None) -> ManifestError:
+        mark = node.start_mark
+        return ManifestError(
+            message, source=self.source, line=mark.line + 1, column=mark.column + 1, hint=hint
+        )
+
+    def convert(self, node: yaml.Node, path: FieldPath, depth: int) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise self.error(
+                node,
+                f"the document expands to more than {MAX_NODES} nodes through YAML aliases",
+                "an alias bomb? write the values out instead of using anchors",
+            )
+        if depth > MAX_DEPTH:
+            raise self.error(
+                node, f"the document nests deeper than {MAX_DEPTH} levels (a recursive alias?)"
+            )
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, child in enumerate(node.value):
+                child_path = (*path, index)
+                self.positions.setdefault(child_path, _position(child))
+                items.append(self.convert(child, child_path, depth + 1))
+            return items
+        if node.tag in _SCALAR_TAGS:
+            return self.constructor.construct_object(node)
+        # Strings, and timestamps kept as text the way Kubernetes' YAML reader keeps them.
+        return node.value
+
+    def mapping(self, node: yaml.MappingNode, path: FieldPath, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.error(
+                    key_node,
+                    "YAML merge keys ('<<') are not supported by Kubernetes; write the fields out",
+                )
+            key = self.convert(key_node, path, depth + 1)
+            if isinstance(key, list | dict):
+                raise self.error(key_node, "a mapping key must be a plain value")
+            if key in result:
+                raise self.error(
+                    key_node,
+                    f"duplicate key {key!r}",
+                    "Kubernetes keeps only the last one; remove the other",
+                )
+            child_path = (*path, key)
+            self.positions.setdefault(child_path, _position(key_node))
+            result[key] = self.convert(value_node, child_path, depth + 1)
+        return result
+
+
+def _position(node: yaml.Node) -> Position:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def decode(data: bytes, source: str) -> str:
+    """UTF-8 (with or without BOM) text, or a ManifestError saying where it is not."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ManifestError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}",
+            source=source,
+            line=line,
+            column=1,
+            hint="save the file as UTF-8",
+        ) from None
+
+
+def iter_documents(text: str, source: str) -> Iterator[SourceDocument]:
+    """Each non-empty document of a YAML stream; raises ManifestError at the first bad one."""
+    try:
+        nodes: Iterator[yaml.Node | None] = yaml.compose_all(text, Loader=_Loader)
+        for index, node in enumerate(nodes):
+            if node is None:
+                continue
+            converter = _Converter(source)
+            converter.positions[()] = _position(node)
+            obj = converter.convert(node, (), 0)
+            if obj is None:
+                continue
+            yield SourceDocument(source, index, obj, converter.positions)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ManifestError(
+            f"YAML syntax error: {problem}{' ' + exc.context if exc.context and exc.problem else ''}",
+            source=source,
+            line=(mark.line + 1) if mark else 0,
+            column=(mark.column + 1) if mark else 0,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"YAML error: {exc}", source=source) from None
+    except RecursionError:
+        raise ManifestError("the document nests too deeply to read", source=source) from None
+
+
+def expand_lists(document: SourceDocument) -> Iterator[SourceDocument]:
+    """A `kind: List` (what `kubectl get -o yaml` prints) stands for its items."""
+    obj = document.obj
+    if (
+        isinstance(obj, Mapping)
+        and obj.get("kind") == "List"
+        and isinstance(obj.get("items"), list)
+    ):
+        for number, item in enumerate(obj["items"]):
+            prefix: FieldPath = ("items", number)
+            positions = {
+                path[2:]: pos for path, pos in document.positions.items() if path[:2] == prefix
+            }
+            yield SourceDocument(document.source, document.index, item, positions)
+    else:
+        yield document

@@ -1,0 +1,212 @@
+"""Cluster facts as plain data, so that rules stay pure.
+
+The same facts come from a set of manifest files (offline, possibly partial) or from a live
+cluster (complete: what is absent there does not exist). `facts_from_objects` turns Longhorn
+objects of either origin into facts; rules never look anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from longhorn_bi.engine.versions import LonghornVersion
+
+DEFAULT_TARGET_NAME = "default"
+BACKUP_TARGET_SETTING = "backup-target"
+
+
+@dataclass(frozen=True)
+class BackupTargetFact:
+    name: str
+    url: str  # "" when the target exists but no URL is set: not configured
+    available: bool | None = None  # None: unknown (offline)
+
+
+@dataclass(frozen=True)
+class BackingImageFact:
+    name: str
+    checksum: str = ""
+    ready: bool | None = None  # None: unknown; True when any disk copy is ready
+
+
+@dataclass(frozen=True)
+class BackupFact:
+    name: str
+    backing_image: str
+    target_name: str = DEFAULT_TARGET_NAME
+    url: str = ""
+    checksum: str = ""
+    state: str = ""
+    user_created: bool = True
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What is known of the cluster. A collection of None means nothing is known of it."""
+
+    backup_targets: tuple[BackupTargetFact, ...] | None = None
+    backing_images: tuple[BackingImageFact, ...] | None = None
+    backups: tuple[BackupFact, ...] | None = None
+    # True when read from a live cluster: a missing object is known not to exist.
+    complete: bool = False
+    origin: str = field(default="files", compare=False)
+
+    # Indexes, built on first use: a validator checks thousands of objects against these.
+    @cached_property
+    def _targets_by_name(self) -> dict[str, BackupTargetFact]:
+        return {t.name: t for t in self.backup_targets or ()}
+
+    @cached_property
+    def _images_by_name(self) -> dict[str, BackingImageFact]:
+        return {b.name: b for b in self.backing_images or ()}
+
+    @cached_property
+    def _backups_by_image(self) -> dict[str, tuple[BackupFact, ...]]:
+        index: dict[str, list[BackupFact]] = {}
+        for backup in self.backups or ():
+            index.setdefault(backup.backing_image, []).append(backup)
+        return {image: tuple(found) for image, found in index.items()}
+
+    def target(self, name: str) -> BackupTargetFact | None:
+        return self._targets_by_name.get(name)
+
+    def backing_image(self, name: str) -> BackingImageFact | None:
+        return self._images_by_name.get(name)
+
+    def backups_of(self, image: str) -> tuple[BackupFact, ...]:
+        """Known backups of one backing image, on any target."""
+        return self._backups_by_image.get(image, ())
+
+    def merged(self, other: ClusterFacts) -> ClusterFacts:
+        """Facts of both; `other` wins for objects of the same name."""
+
+        def merge(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+            if a is None or b is None:
+                return b if a is None else a
+            names = {item.name for item in b}
+            return tuple(item for item in a if item.name not in names) + b
+
+        return ClusterFacts(
+            backup_targets=merge(self.backup_targets, other.backup_targets),
+            backing_images=merge(self.backing_images, other.backing_images),
+            backups=merge(self.backups, other.backups),
+            complete=self.complete or other.complete,
+            origin=" and ".join(dict.fromkeys([self.origin, other.origin])),
+        )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def is_longhorn_object(obj: Mapping[str, Any], kind: str) -> bool:
+    api_version = obj.get("apiVersion")
+    return obj.get("kind") == kind and (
+        api_version is None
+        or (isinstance(api_version, str) and api_version.startswith("longhorn.io/"))
+    )
+
+
+def backup_image_name(obj: Mapping[str, Any], version: LonghornVersion) -> str:
+    """The backing image a BackupBackingImage is for: spec.backingImage (v1.8+) or its name."""
+    spec = _mapping(obj.get("spec"))
+    name = _text(_mapping(obj.get("metadata")).get("name"))
+    if version.backup_has_backing_image_field:
+        return (
+            _text(spec.get("backingImage"))
+            or _text(_mapping(obj.get("status")).get("backingImage"))
+            or name
+        )
+    return name
+
+
+def _target_fact(obj: Mapping[str, Any]) -> BackupTargetFact:
+    status = _mapping(obj.get("status"))
+    available = status.get("available")
+    return BackupTargetFact(
+        name=_text(_mapping(obj.get("metadata")).get("name")),
+        url=_text(_mapping(obj.get("spec")).get("backupTargetURL")),
+        available=available if isinstance(available, bool) else None,
+    )
+
+
+def _image_fact(obj: Mapping[str, Any]) -> BackingImageFact:
+    status = _mapping(obj.get("status"))
+    disks = _mapping(status.get("diskFileStatusMap"))
+    states = [_text(_mapping(d).get("state")) for d in disks.values()]
+    ready = any(state == "ready" for state in states) if "status" in obj else None
+    return BackingImageFact(
+        name=_text(_mapping(obj.get("metadata")).get("name")),
+        checksum=_text(status.get("checksum")) or _text(_mapping(obj.get("spec")).get("checksum")),
+        ready=ready,
+    )
+
+
+def _backup_fact(obj: Mapping[str, Any], version: LonghornVersion) -> BackupFact:
+    spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
+    user_created = spec.get("userCreated")
+    return BackupFact(
+        name=_text(_mapping(obj.get("metadata")).get("name")),
+        backing_image=backup_image_name(obj, version),
+        target_name=_text(spec.get("backupTargetName")) or DEFAULT_TARGET_NAME,
+        url=_text(status.get("url")),
+        checksum=_text(status.get("checksum")),
+        state=_text(status.get("state")),
+        user_created=user_created if isinstance(user_created, bool) else True,
+    )
+
+
+def facts_from_objects(
+    objects: Iterable[Any],
+    version: LonghornVersion,
+    *,
+    complete: bool = False,
+    origin: str = "files",
+) -> ClusterFacts:
+    """Facts from Longhorn objects, from files (partial) or from a cluster (complete).
+
+    A collection stays unknown (None) unless some object of its kind was seen, or the
+    facts are complete. v1.6/v1.7 configure the one target with the `backup-target`
+    Setting; it stands as the target named "default".
+    """
+    targets: dict[str, BackupTargetFact] = {}
+    images: dict[str, BackingImageFact] = {}
+    backups: dict[str, BackupFact] = {}
+    for obj in objects:
+        if not isinstance(obj, Mapping):
+            continue
+        if is_longhorn_object(obj, "BackupTarget"):
+            fact = _target_fact(obj)
+            # v1.6/1.7 mirror the Setting into a BackupTarget; the Setting is the truth there.
+            targets.setdefault(fact.name, fact)
+        elif is_longhorn_object(obj, "Setting"):
+            if _text(_mapping(obj.get("metadata")).get("name")) == BACKUP_TARGET_SETTING and not (
+                version.has_backup_target_crd
+            ):
+                targets[DEFAULT_TARGET_NAME] = BackupTargetFact(
+                    DEFAULT_TARGET_NAME, _text(obj.get("value"))
+                )
+        elif is_longhorn_object(obj, "BackingImage"):
+            image = _image_fact(obj)
+            images[image.name] = image
+        elif is_longhorn_object(obj, "BackupBackingImage"):
+            backup = _backup_fact(obj, version)
+            backups[backup.name] = backup
+
+    def known(found: dict[str, Any]) -> tuple[Any, ...] | None:
+        return tuple(found.values()) if found or complete else None
+
+    return ClusterFacts(
+        backup_targets=known(targets),
+        backing_images=known(images),
+        backups=known(backups),
+        complete=complete,
+        origin=origin,
+    )

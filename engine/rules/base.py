@@ -1,0 +1,166 @@
+"""The shape of a rule, the violations it yields, and the context it runs in.
+
+A rule is a pure function of (object, context) where the context carries the Longhorn
+version, the Longhorn namespace and the cluster facts. It yields `Finding`s (a field path and
+a message); the registry stamps them with the rule's id and severity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from longhorn_bi.engine.facts import ClusterFacts
+from longhorn_bi.engine.versions import DEFAULT_VERSION, LonghornVersion
+
+LONGHORN_NAMESPACE = "longhorn-system"
+Path = tuple[str | int, ...]
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+def format_path(path: Path) -> str:
+    """`spec.sourceParameters.concurrent-limit`; keys with '.' or '/' in brackets."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "." in part or "/" in part or not part:
+            out += f'["{part}"]'
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    severity: Severity
+    path: Path
+    message: str
+
+    @property
+    def path_str(self) -> str:
+        return format_path(self.path)
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.path_str}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a check yields; `severity` overrides the rule's default when set."""
+
+    path: Path
+    message: str
+    severity: Severity | None = None
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    version: LonghornVersion = DEFAULT_VERSION
+    facts: ClusterFacts = field(default_factory=ClusterFacts)
+    longhorn_namespace: str = LONGHORN_NAMESPACE
+
+
+class Manifest:
+    """Typed, forgiving access to one object: a getter returns None for a wrong type.
+
+    Wrong types are reported once, by the field-type rule; other rules then see None and
+    stay silent instead of reporting the same mistake again.
+    """
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Mapping[str, Any]) -> None:
+        self.obj = obj
+
+    def get(self, path: Path) -> Any:
+        node: Any = self.obj
+        for part in path:
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    return None
+            elif not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def has(self, path: Path) -> bool:
+        parent = self.get(path[:-1]) if len(path) > 1 else self.obj
+        return isinstance(parent, Mapping) and path[-1] in parent
+
+    def text(self, path: Path) -> str | None:
+        value = self.get(path)
+        return value if isinstance(value, str) else None
+
+    def mapping(self, path: Path) -> Mapping[str, Any]:
+        value = self.get(path)
+        return value if isinstance(value, Mapping) else {}
+
+    @property
+    def kind(self) -> str:
+        return self.text(("kind",)) or ""
+
+    @property
+    def name(self) -> str:
+        return self.text(("metadata", "name")) or ""
+
+    @property
+    def namespace(self) -> str | None:
+        return self.text(("metadata", "namespace"))
+
+    @property
+    def source_type(self) -> str | None:
+        return self.text(("spec", "sourceType"))
+
+    @property
+    def source_parameters(self) -> dict[str, str]:
+        """String-valued parameters only, stripped as Longhorn's mutator strips them."""
+        params = self.mapping(("spec", "sourceParameters"))
+        return {
+            k: v.strip() for k, v in params.items() if isinstance(k, str) and isinstance(v, str)
+        }
+
+
+Check = Callable[[Manifest, RuleContext], Iterator[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    severity: Severity
+    kinds: frozenset[str]
+    title: str
+    doc: str
+    check: Check = field(repr=False)
+
+    def run(self, manifest: Manifest, ctx: RuleContext) -> Iterator[Violation]:
+        for finding in self.check(manifest, ctx):
+            yield Violation(
+                self.id, finding.severity or self.severity, finding.path, finding.message
+            )
+
+
+RULES: list[Rule] = []
+
+
+def rule(
+    rule_id: str, name: str, severity: Severity, kinds: set[str], title: str
+) -> Callable[[Check], Check]:
+    """Register a check; its docstring is the rule's documentation."""
+
+    def register(check: Check) -> Check:
+        if any(existing.id == rule_id for existing in RULES):
+            raise ValueError(f"duplicate rule id {rule_id}")
+        doc = " ".join((check.__doc__ or "").split())
+        RULES.append(Rule(rule_id, name, severity, frozenset(kinds), title, doc, check))
+        return check
+
+    return register

@@ -1,0 +1,190 @@
+"""Rules every Longhorn object we check shares: identity, namespace, labels, types, fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from longhorn_bi.engine.names import label_key_problem, label_value_problem, name_problem
+from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
+from longhorn_bi.engine.rules.schema import (
+    BOOLEAN,
+    COMMON_TYPES,
+    FIELD_TYPES,
+    INTEGER,
+    LIST,
+    MAP,
+    STRING,
+    known_spec_fields,
+)
+
+API_VERSION = "longhorn.io/v1beta2"
+ALL_KINDS = {"BackingImage", "BackupBackingImage", "BackupTarget", "Setting"}
+IMAGE_KINDS = {"BackingImage", "BackupBackingImage"}
+
+
+@rule("LHB001", "api-version", Severity.ERROR, ALL_KINDS, "apiVersion is longhorn.io/v1beta2")
+def check_api_version(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """Longhorn 1.6 and later serve these kinds as longhorn.io/v1beta2 only (v1beta1 was
+    removed in 1.5)."""
+    value = m.get(("apiVersion",))
+    if value != API_VERSION:
+        got = "missing" if value is None else repr(value)
+        yield Finding(("apiVersion",), f"apiVersion is {got}; set it to {API_VERSION}")
+
+
+@rule(
+    "LHB002", "longhorn-namespace", Severity.ERROR, ALL_KINDS, "object is in the Longhorn namespace"
+)
+def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """Longhorn only watches its own namespace: an object elsewhere is never acted on. A
+    missing namespace is a warning, since `kubectl apply -n` may supply it."""
+    namespace = m.namespace
+    if namespace is None and not m.has(("metadata", "namespace")):
+        yield Finding(
+            ("metadata",),
+            f"metadata.namespace is not set; set it to {ctx.longhorn_namespace} so that the object "
+            "does not land in whatever namespace is current",
+            Severity.WARNING,
+        )
+    elif namespace is not None and namespace != ctx.longhorn_namespace:
+        yield Finding(
+            ("metadata", "namespace"),
+            f"namespace is {namespace!r} but Longhorn only acts on objects in "
+            f"{ctx.longhorn_namespace!r}; move the object there",
+        )
+
+
+@rule(
+    "LHB003", "object-name", Severity.ERROR, IMAGE_KINDS, "metadata.name is a valid Longhorn name"
+)
+def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """Backing images and their backups share Longhorn's name syntax:
+    `^[a-z0-9][a-z0-9_.-]+$`."""
+    name = m.get(("metadata", "name"))
+    if name is None:
+        yield Finding(("metadata",), "metadata.name is missing; give the object a name")
+    elif isinstance(name, str):
+        problem = name_problem(name)
+        if problem:
+            yield Finding(("metadata", "name"), f"the name {problem}")
+
+
+def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...]) -> Iterator[Finding]:
+    for key, value in labels.items():
+        if not isinstance(key, str):
+            yield Finding(base, f"label key {key!r} is not a string; quote it")
+            continue
+        problem = label_key_problem(key)
+        if problem:
+            yield Finding((*base, key), problem)
+        if isinstance(value, str):
+            problem = label_value_problem(value)
+            if problem:
+                yield Finding((*base, key), problem)
+
+
+@rule("LHB004", "labels", Severity.ERROR, ALL_KINDS, "label keys and values are valid")
+def check_labels(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """Object labels, and a backup's spec.labels (stored with the backup and shown as
+    Kubernetes labels by tools), follow Kubernetes label syntax."""
+    yield from _label_findings(m.mapping(("metadata", "labels")), ("metadata", "labels"))
+    if m.kind == "BackupBackingImage":
+        yield from _label_findings(m.mapping(("spec", "labels")), ("spec", "labels"))
+
+
+_TYPE_NAMES = {
+    STRING: "a string",
+    BOOLEAN: "a boolean",
+    INTEGER: "an integer",
+    MAP: "a map",
+    LIST: "a list",
+}
+
+
+def _yaml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return BOOLEAN
+    if isinstance(value, int):
+        return INTEGER
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, Mapping):
+        return MAP
+    if isinstance(value, list):
+        return LIST
+    return "null" if value is None else type(value).__name__
+
+
+def _type_fix(expected: str, value: Any) -> str:
+    if expected == STRING and isinstance(value, bool | int | float):
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        return f'quote it: "{shown}"'
+    if expected == BOOLEAN and isinstance(value, str) and value.lower() in {"true", "false"}:
+        return f"write {value.lower()} without quotes"
+    if expected == INTEGER and isinstance(value, str) and value.strip().isdigit():
+        return f"write {value.strip()} without quotes"
+    return f"make it {_TYPE_NAMES.get(expected, expected)}"
+
+
+def _walk_types(
+    value: Any,
+    path: tuple[str | int, ...],
+    pattern: tuple[str, ...],
+    table: Mapping[tuple[str, ...], str],
+) -> Iterator[Finding]:
+    expected = table.get(pattern)
+    if expected is not None and value is not None:
+        actual = _yaml_type(value)
+        if actual != expected:
+            shown = f" ({value!r})" if actual not in {MAP, LIST} else ""
+            where = ".".join(str(p) for p in path)
+            yield Finding(
+                path,
+                f"{where} is {_TYPE_NAMES.get(actual, actual)}{shown} but Longhorn's schema wants "
+                f"{_TYPE_NAMES[expected]}; {_type_fix(expected, value)}",
+            )
+            return
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            if not isinstance(key, str):
+                continue
+            child_pattern = (*pattern, key) if (*pattern, key) in table else (*pattern, "*")
+            yield from _walk_types(child, (*path, key), child_pattern, table)
+    elif isinstance(value, list) and (*pattern, "*") in table:
+        for index, child in enumerate(value):
+            yield from _walk_types(child, (*path, index), (*pattern, "*"), table)
+
+
+@rule("LHB005", "field-types", Severity.ERROR, ALL_KINDS, "fields have the types of the CRD schema")
+def check_field_types(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """The API server rejects a wrong YAML type (`concurrent-limit: 2` where the CRD wants
+    the string "2", `userCreated: "true"` where it wants a boolean) with a terse schema error."""
+    table = {**COMMON_TYPES, **FIELD_TYPES.get(m.kind, {})}
+    for key, value in m.obj.items():
+        if isinstance(key, str):
+            pattern = (key,) if (key,) in table else (key, "?")
+            yield from _walk_types(value, (key,), pattern, table)
+
+
+_SPEC_FIELD_RULES = {"backingImage", "backupTargetName"}  # reported by their own rules
+
+
+@rule(
+    "LHB006", "unknown-fields", Severity.WARNING, IMAGE_KINDS, "spec has only fields the CRD knows"
+)
+def check_unknown_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """The API server silently prunes spec fields its CRD does not know, so a misspelt
+    field (`sourcetype`) or one from a newer Longhorn simply vanishes."""
+    known = known_spec_fields(m.kind, ctx.version)
+    if known is None:
+        return
+    for key in m.mapping(("spec",)):
+        if key not in known and not (m.kind == "BackupBackingImage" and key in _SPEC_FIELD_RULES):
+            close = [k for k in known if k.lower() == str(key).lower()]
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            yield Finding(
+                ("spec", key),
+                f"spec.{key} is not a field of {m.kind} in Longhorn {ctx.version}: the API server "
+                f"drops it{hint}",
+            )

@@ -1,0 +1,177 @@
+"""`validate` (offline GitOps check of manifest files) and `rules` (the catalogue)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from longhorn_bi.engine.documents import SourceDocument, decode, expand_lists, iter_documents
+from longhorn_bi.engine.errors import ExitCode, InvalidInput, ManifestError
+from longhorn_bi.engine.rules import RULES
+from longhorn_bi.engine.validation import Report, validate_documents
+from longhorn_bi.engine.versions import LonghornVersion
+from longhorn_bi.plugin.options import emit_json, longhorn_version_option, namespace_option
+from longhorn_bi.plugin.report_formats import RENDERERS
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_FILE_BYTES = 32 * 1024 * 1024
+STDIN = "-"
+
+
+def find_files(paths: tuple[str, ...]) -> list[str]:
+    """Files to read, in a stable order; directories are searched recursively."""
+    files: list[str] = []
+    for given in paths:
+        if given == STDIN:
+            files.append(STDIN)
+            continue
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(
+                str(p)
+                for p in path.rglob("*")
+                if p.suffix.lower() in MANIFEST_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                raise InvalidInput(
+                    f"{given}: no manifests in this directory",
+                    hint=f"it holds no {', '.join(MANIFEST_SUFFIXES)} files; give the directory of your manifests",
+                )
+            files.extend(found)
+        elif path.is_file():
+            files.append(given)
+        elif path.exists():
+            raise InvalidInput(f"{given}: not a regular file or directory")
+        else:
+            raise InvalidInput(f"{given}: no such file or directory")
+    return files
+
+
+def read_source(name: str) -> bytes:
+    """The bytes of a file or of standard input, refusing what is too large to be a manifest."""
+    if name == STDIN:
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    else:
+        try:
+            if Path(name).stat().st_size > MAX_FILE_BYTES:
+                data = b"x" * (MAX_FILE_BYTES + 1)
+            else:
+                data = Path(name).read_bytes()
+        except OSError as exc:
+            raise ManifestError(f"cannot read the file: {exc.strerror}", source=name) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ManifestError(
+            f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; not read",
+            source=name,
+            hint="split it, or check that it is a manifest at all",
+        )
+    return data
+
+
+def load_documents(files: list[str], report: Report, notes: list[str]) -> Iterator[SourceDocument]:
+    """Documents of every file; a file that cannot be parsed becomes an error in `report`."""
+    for name in files:
+        source = "<stdin>" if name == STDIN else name
+        try:
+            documents = list(iter_documents(decode(read_source(name), source), source))
+        except ManifestError as exc:
+            exc.source = exc.source or source
+            report.add_parse_error(exc)
+            continue
+        if not documents:
+            notes.append(f"{source}: no documents (empty file), nothing to check")
+        for document in documents:
+            yield from expand_lists(document)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, metavar="[PATH|-]...")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(sorted(RENDERERS)),
+    default="text",
+    show_default=True,
+    help="Report format.",
+)
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
+@namespace_option
+@longhorn_version_option
+def validate(
+    paths: tuple[str, ...], output: str, strict: bool, namespace: str, version: LonghornVersion
+) -> None:
+    """Check manifests offline, e.g. in a GitOps pipeline.
+
+    PATH is a file, a directory (searched recursively for .yaml, .yml and .json) or '-' for
+    standard input (also read when no PATH is given and input is piped). Facts are gathered
+    across all documents: a BackupTarget or backup-target Setting in the set says whether a
+    target is configured, and a BackingImage in the set exists.
+
+    Exit status: 0 no error, 1 an error (or a warning with --strict) or an unreadable
+    document, 2 a usage error or a missing path.
+    """
+    if not paths:
+        if sys.stdin.isatty():
+            raise click.UsageError("give a file, a directory or '-' for standard input")
+        paths = (STDIN,)
+    files = find_files(paths)
+    report = Report()
+    notes: list[str] = []
+    validate_documents(
+        load_documents(files, report, notes), version=version, namespace=namespace, report=report
+    )
+    report.results.sort(key=lambda r: (r.file, r.line, r.column, r.rule))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if report.documents + report.skipped == 0 and not report.results:
+        raise InvalidInput(
+            "no manifests found in the given input", hint="give files that hold Kubernetes objects"
+        )
+    sys.stdout.write(RENDERERS[output](report))
+    failed = report.errors > 0 or (strict and report.warnings > 0)
+    raise click.exceptions.Exit(ExitCode.FAILURE if failed else ExitCode.OK)
+
+
+@click.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+def rules(output: str) -> None:
+    """List the rule catalogue: id, severity, kinds, title and documentation."""
+    if output == "json":
+        emit_json(
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "severity": str(r.severity),
+                    "kinds": sorted(r.kinds),
+                    "title": r.title,
+                    "doc": r.doc,
+                }
+                for r in RULES
+            ]
+        )
+    elif output == "markdown":
+        click.echo(rules_markdown())
+    else:
+        for r in RULES:
+            click.echo(f"{r.id}  {r.severity:<7}  {r.name:<30}  {r.title}")
+
+
+def rules_markdown() -> str:
+    lines = ["| id | name | severity | kinds | what it checks |", "|---|---|---|---|---|"]
+    for r in RULES:
+        lines.append(
+            f"| {r.id} | `{r.name}` | {r.severity} | {', '.join(sorted(r.kinds))} | {r.doc} |"
+        )
+    return "\n".join(lines)
