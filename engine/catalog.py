@@ -47,10 +47,15 @@ def image_names(store: StoreDriver) -> list[str]:
 
 
 def block_names(store: StoreDriver) -> Iterator[str]:
-    """Every block stored on the target (three folder levels, as Longhorn lists them)."""
-    for level1 in store.list(BLOCKS_DIR):
-        for level2 in store.list(f"{BLOCKS_DIR}/{level1}"):
-            for entry in store.list(f"{BLOCKS_DIR}/{level1}/{level2}"):
-                name = entry.removesuffix(BLOCK_SUFFIX)
-                if entry.endswith(BLOCK_SUFFIX) and is_block_name(name):
-                    yield name
+    """Every block stored on the target, at its place blocks/xx/yy/<name>.blk.
+
+    One recursive listing (Longhorn lists the two folder levels one by one: up to 65536
+    LIST calls on S3).
+    """
+    for key in store.walk(BLOCKS_DIR):
+        parts = key.split("/")
+        if len(parts) != 3 or not parts[2].endswith(BLOCK_SUFFIX):
+            continue
+        name = parts[2].removesuffix(BLOCK_SUFFIX)
+        if is_block_name(name) and parts[0] == name[0:2] and parts[1] == name[2:4]:
+            yield name

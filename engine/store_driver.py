@@ -49,6 +49,10 @@ class StoreDriver(Protocol):
         """Names of the objects and folders directly under `prefix` (a folder key)."""
         ...
 
+    def walk(self, prefix: str) -> list[str]:
+        """Keys of every object under the folder `prefix`, relative to it (one listing on S3)."""
+        ...
+
     def size(self, key: str) -> int: ...
 
     def mtime(self, key: str) -> float:

@@ -151,6 +151,16 @@ class VfsStore:
         except OSError as exc:
             raise BackupstoreError(f"cannot list {prefix} in {self._url}: {exc.strerror}") from None
 
+    def walk(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/"))
+        found = []
+        for folder, _, files in os.walk(base):
+            relative = os.path.relpath(folder, base)
+            for name in files:
+                if not name.startswith(TMP_PREFIX):
+                    found.append(name if relative == "." else f"{relative}/{name}")
+        return sorted(found)
+
     def size(self, key: str) -> int:
         try:
             return self._path(key).stat().st_size
