@@ -45,12 +45,12 @@ class StoreDriver(Protocol):
         """Remove an object; a missing one is not an error."""
         ...
 
-    def list(self, prefix: str) -> list[str]:
-        """Names of the objects and folders directly under `prefix` (a folder key)."""
-        ...
-
     def walk(self, prefix: str) -> list[str]:
         """Keys of every object under the folder `prefix`, relative to it (one listing on S3)."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Names of the objects and folders directly under `prefix` (a folder key)."""
         ...
 
     def size(self, key: str) -> int: ...

@@ -213,6 +213,24 @@ class S3Store:
             f"delete of {key}", lambda: self.client.delete_object(Bucket=self.bucket, Key=full)
         )
 
+    def walk(self, prefix: str) -> list[str]:
+        folder = self._key(prefix.rstrip("/")) + "/"
+        keys: list[str] = []
+
+        def page(token: str | None) -> dict[str, Any]:
+            args = {"Bucket": self.bucket, "Prefix": folder}
+            if token:
+                args["ContinuationToken"] = token
+            return self.client.list_objects_v2(**args)  # type: ignore[no-any-return]
+
+        token: str | None = None
+        while True:
+            answer = self._call(f"list of {prefix}", functools.partial(page, token))
+            keys.extend(item["Key"][len(folder) :] for item in answer.get("Contents", []))
+            if not answer.get("IsTruncated"):
+                return sorted(keys)
+            token = answer.get("NextContinuationToken")
+
     def list(self, prefix: str) -> list[str]:
         folder = self._key(prefix.rstrip("/")) + "/"
         names: set[str] = set()
@@ -234,24 +252,6 @@ class S3Store:
                 break
             token = answer.get("NextContinuationToken")
         return sorted(name for name in names if name)
-
-    def walk(self, prefix: str) -> list[str]:
-        folder = self._key(prefix.rstrip("/")) + "/"
-        keys: list[str] = []
-
-        def page(token: str | None) -> dict[str, Any]:
-            args = {"Bucket": self.bucket, "Prefix": folder}
-            if token:
-                args["ContinuationToken"] = token
-            return self.client.list_objects_v2(**args)  # type: ignore[no-any-return]
-
-        token: str | None = None
-        while True:
-            answer = self._call(f"list of {prefix}", functools.partial(page, token))
-            keys.extend(item["Key"][len(folder) :] for item in answer.get("Contents", []))
-            if not answer.get("IsTruncated"):
-                return sorted(keys)
-            token = answer.get("NextContinuationToken")
 
     def size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])

@@ -139,6 +139,16 @@ class VfsStore:
                 break
             parent = parent.parent
 
+    def walk(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/"))
+        found = []
+        for folder, _, files in os.walk(base):
+            relative = os.path.relpath(folder, base)
+            for name in files:
+                if not name.startswith(TMP_PREFIX):
+                    found.append(name if relative == "." else f"{relative}/{name}")
+        return sorted(found)
+
     def list(self, prefix: str) -> list[str]:
         try:
             return sorted(
@@ -150,16 +160,6 @@ class VfsStore:
             return []
         except OSError as exc:
             raise BackupstoreError(f"cannot list {prefix} in {self._url}: {exc.strerror}") from None
-
-    def walk(self, prefix: str) -> list[str]:
-        base = self._path(prefix.rstrip("/"))
-        found = []
-        for folder, _, files in os.walk(base):
-            relative = os.path.relpath(folder, base)
-            for name in files:
-                if not name.startswith(TMP_PREFIX):
-                    found.append(name if relative == "." else f"{relative}/{name}")
-        return sorted(found)
 
     def size(self, key: str) -> int:
         try:
