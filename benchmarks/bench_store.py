@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--s3-size-mib", type=int, default=256)
     parser.add_argument("--skip-s3", action="store_true")
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)
     # Flags only when run as its own module (benchmarks.run passes bench names in argv).
     own = Path(sys.argv[0]).stem == "bench_store"
     args = parser.parse_args(sys.argv[1:] if own else [])

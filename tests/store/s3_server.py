@@ -65,7 +65,7 @@ class FaultProxy:
     """Forwards HTTP to `upstream`; resets, fails (500) or truncates a share of the requests.
 
     `reset_every`: the connection is reset, unanswered, on every n-th request;
-    `error_every`: answered with S3's 500 InternalError; `truncate_every`: a GET answer is
+    `error_every`: answered with S3's 500 InternalError or 503 SlowDown, in turn; `truncate_every`: a GET answer is
     cut in the middle of its body; `delay`: seconds added to every request.
     """
 
@@ -144,12 +144,15 @@ class FaultProxy:
         if fault == "reset":
             self._reset(handler)
             return
-        if fault == "error":
-            payload = (
-                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
-                b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+        if fault == "error":  # alternately a 500 and a 503 throttling answer
+            status, code = (
+                (503, b"SlowDown") if self.injected["error"] % 2 else (500, b"InternalError")
             )
-            handler.send_response(500)
+            payload = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>' + code + b"</Code>"
+                b"<Message>Please try again.</Message></Error>"
+            )
+            handler.send_response(status)
             handler.send_header("Content-Type", "application/xml")
             handler.send_header("Content-Length", str(len(payload)))
             handler.end_headers()
