@@ -27,7 +27,7 @@ def fetch_block(store: StoreDriver, ref: BlockRef) -> bytes | bytearray | memory
     except BackupstoreError as exc:
         raise BackupstoreError(f"{where} cannot be read: {exc.message}") from None
     try:
-        data = decompress(raw, what=where)
+        data = decompress(raw, what=where, limit=BLOCK_SIZE)
     except IntegrityError:
         data = None
     if data is not None and len(data) <= BLOCK_SIZE and block_name(data) == ref.checksum:
