@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from longhorn_bi.engine.backup_url import parse_backup_url
-from longhorn_bi.engine.block_io import fetch_block, hash_zeros, ordered_map
+from longhorn_bi.engine.block_io import (
+    BufferPool,
+    Data,
+    fetch_block,
+    hash_zeros,
+    ordered_map,
+    window_for,
+)
 from longhorn_bi.engine.blockstore_layout import (
     BackingImageCfg,
     BlockRef,
@@ -149,9 +156,10 @@ def _copy_blocks(
     store: StoreDriver, cfg: BackingImageCfg, fd: int, workers: int, progress: Progress | None
 ) -> str:
     whole = hashlib.sha512()
+    pool = BufferPool(window_for(workers) + 1)
 
-    def fetch_and_write(ref: BlockRef) -> object:
-        data = fetch_block(store, ref)
+    def fetch_and_write(ref: BlockRef) -> tuple[Data, bytearray | None]:
+        data, buffer = fetch_block(store, ref, pool)
         if ref.offset + len(data) > cfg.size:
             raise IntegrityError(
                 f"block at offset {ref.offset} runs past the image Size {cfg.size}"
@@ -159,19 +167,19 @@ def _copy_blocks(
         written = 0
         while written < len(data):
             written += os.pwrite(fd, memoryview(data)[written:], ref.offset + written)
-        return data
+        return data, buffer
 
     position = 0
     # closing(): on an error, wait for the workers before the caller closes `fd`.
     blocks = contextlib.closing(ordered_map(cfg.blocks, fetch_and_write, workers))
     with blocks as done:
         for ref, future in done:
-            data = future.result()
-            assert isinstance(data, bytes | bytearray | memoryview)
+            data, buffer = future.result()
             if ref.offset < position:
                 raise IntegrityError(f"the backup lists two blocks for offset {ref.offset}")
             hash_zeros(whole, ref.offset - position)
             whole.update(data)
+            pool.put(buffer)
             if progress is not None:
                 progress(ref.offset + len(data) - position)
             position = ref.offset + len(data)
@@ -201,8 +209,10 @@ def verify_backup(
         whole = hashlib.sha512()
         position = 0
 
-        def fetch(ref: BlockRef) -> object:
-            return fetch_block(store, ref)
+        pool = BufferPool(window_for(concurrent_limit) + 1)
+
+        def fetch(ref: BlockRef) -> tuple[Data, bytearray | None]:
+            return fetch_block(store, ref, pool)
 
         blocks = contextlib.closing(ordered_map(cfg.blocks, fetch, concurrent_limit))
         with BackupstoreLock(store, BACKUP_LOCK, lock_timings), blocks as done:
@@ -213,13 +223,14 @@ def verify_backup(
                         raise error
                     result.bad_blocks.append((ref.offset, error.message))
                     continue
-                data = future.result()
-                assert isinstance(data, bytes | bytearray | memoryview)
+                data, buffer = future.result()
                 if ref.offset + len(data) > cfg.size or ref.offset < position:
+                    pool.put(buffer)
                     result.bad_blocks.append((ref.offset, "block does not fit the image layout"))
                     continue
                 hash_zeros(whole, ref.offset - position)
                 whole.update(data)
+                pool.put(buffer)
                 if progress is not None:
                     progress(ref.offset + len(data) - position)
                 position = ref.offset + len(data)

@@ -94,6 +94,31 @@ class VfsStore:
         except OSError as exc:
             raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
 
+    def read_into(self, key: str, buffer: bytearray) -> int:
+        """Read an object into `buffer`; its length, or -1 when it does not fit."""
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotFound(f"{key} does not exist in {self._url}") from None
+        except OSError as exc:
+            raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size > len(buffer):
+                return -1
+            view = memoryview(buffer)
+            done = 0
+            while done < size:
+                got = os.readv(fd, [view[done:size]])
+                if got == 0:
+                    break
+                done += got
+            return done
+        except OSError as exc:
+            raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
     def write(
         self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
     ) -> None:

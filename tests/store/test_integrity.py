@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,11 @@ def test_image_size_must_be_a_multiple_of_512(tmp_path, fast_locks) -> None:
 def test_missing_backup_is_not_found(tmp_path, fast_locks) -> None:
     with pytest.raises(NotFound, match="no backup of backing image 'ghost'"):
         verify_backup(f"vfs://{tmp_path}?backingImage=ghost", lock_timings=fast_locks)
+
+
+def test_oversized_block_file_is_named_as_corrupt(tmp_path, fast_locks) -> None:
+    url, root, _ = _backup(tmp_path, fast_locks)
+    _block_path(root, 3 * BLOCK).write_bytes(os.urandom(3 * BLOCK // 2))  # bigger than a block
+    result = verify_backup(url, concurrent_limit=2, lock_timings=fast_locks)
+    assert [offset for offset, _ in result.bad_blocks] == [3 * BLOCK]
+    assert "corrupt" in result.bad_blocks[0][1]
