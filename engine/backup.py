@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import queue
+import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -101,7 +102,12 @@ def block_has_data(extents: list[tuple[int, int]]) -> Iterator[bool]:
 def _read_exact(fd: int, view: memoryview, offset: int) -> None:
     done = 0
     while done < len(view):
-        got = os.preadv(fd, [view[done:]], offset + done)
+        try:
+            got = os.preadv(fd, [view[done:]], offset + done)
+        except OSError as exc:
+            raise BackupstoreError(
+                f"cannot read the image file at offset {offset + done}: {exc.strerror}"
+            ) from None
         if got == 0:
             raise BackupstoreError(
                 f"the image file shrank while it was read (at offset {offset + done})"
@@ -167,7 +173,12 @@ def backup_image(
     own_store = store is None
     store = store or open_store(target, store_options)
     try:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInput(
+                f"{str(image)!r} is not a regular file", hint="give the path of a raw image file"
+            )
+        size = info.st_size
         if size == 0 or size % SECTOR_SIZE:
             raise InvalidInput(
                 f"image file {str(image)!r} is {size} bytes: a backing image must be a non-empty "

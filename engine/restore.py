@@ -118,6 +118,10 @@ def restore_backup(
     out = Path(output)
     if out.is_dir():
         raise InvalidInput(f"--output {str(out)!r} is a directory", hint="give a file path")
+    if out.exists() and not out.is_file():  # a device or FIFO would be replaced by a file
+        raise InvalidInput(
+            f"--output {str(out)!r} exists and is not a regular file", hint="give a file path"
+        )
     if not out.parent.is_dir():
         raise InvalidInput(f"--output folder {str(out.parent)!r} does not exist")
     own_store = store is None

@@ -144,3 +144,15 @@ def test_oversized_block_file_is_named_as_corrupt(tmp_path, fast_locks) -> None:
     result = verify_backup(url, concurrent_limit=2, lock_timings=fast_locks)
     assert [offset for offset, _ in result.bad_blocks] == [3 * BLOCK]
     assert "corrupt" in result.bad_blocks[0][1]
+
+
+def test_a_folder_is_not_an_image(tmp_path, fast_locks) -> None:
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        backup_image(tmp_path, f"vfs://{tmp_path / 'store'}", "parrot", lock_timings=fast_locks)
+
+
+def test_restore_never_replaces_a_device(tmp_path, fast_locks) -> None:
+    url, _, _ = _backup(tmp_path, fast_locks)
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        restore_backup(url, "/dev/null", lock_timings=fast_locks)
+    assert Path("/dev/null").is_char_device()
