@@ -14,6 +14,7 @@ from pathlib import Path
 class Run:
     seconds: float
     peak_rss_mib: float
+    cpu_seconds: float  # user + system: steadier than wall time on a shared machine
 
 
 def run(argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
@@ -33,7 +34,7 @@ def run(argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({process.returncode}): {stderr[-2000:]}")
-    return Run(seconds, usage.ru_maxrss / 1024)
+    return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def line(name: str, size: int, result: Run, **extra: object) -> str:
@@ -41,7 +42,8 @@ def line(name: str, size: int, result: Run, **extra: object) -> str:
     fields = " ".join(f"{k}={v}" for k, v in extra.items())
     return (
         f"{name:<34} size={size / 2**20:.0f}MiB seconds={result.seconds:.2f} "
-        f"MB/s={rate:.0f} peak_rss={result.peak_rss_mib:.0f}MiB {fields}".rstrip()
+        f"MB/s={rate:.0f} cpu={result.cpu_seconds:.2f}s peak_rss={result.peak_rss_mib:.0f}MiB "
+        f"{fields}".rstrip()
     )
 
 

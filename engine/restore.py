@@ -162,27 +162,27 @@ def _copy_blocks(
     whole = hashlib.sha512()
     pool = BufferPool(window_for(workers) + 1)
 
-    def fetch_and_write(ref: BlockRef) -> tuple[Data, bytearray | None]:
-        data, buffer = fetch_block(store, ref, pool)
-        if ref.offset + len(data) > cfg.size:
-            raise IntegrityError(
-                f"block at offset {ref.offset} runs past the image Size {cfg.size}"
-            )
-        written = 0
-        while written < len(data):
-            written += os.pwrite(fd, memoryview(data)[written:], ref.offset + written)
-        return data, buffer
+    def fetch(ref: BlockRef) -> tuple[Data, bytearray | None]:
+        return fetch_block(store, ref, pool)
 
     position = 0
-    # closing(): on an error, wait for the workers before the caller closes `fd`.
-    blocks = contextlib.closing(ordered_map(cfg.blocks, fetch_and_write, workers))
+    blocks = contextlib.closing(ordered_map(cfg.blocks, fetch, workers))
     with blocks as done:
         for ref, future in done:
             data, buffer = future.result()
             if ref.offset < position:
                 raise IntegrityError(f"the backup lists two blocks for offset {ref.offset}")
+            if ref.offset + len(data) > cfg.size:
+                raise IntegrityError(
+                    f"block at offset {ref.offset} runs past the image Size {cfg.size}"
+                )
             hash_zeros(whole, ref.offset - position)
             whole.update(data)
+            # One writer, in offset order: writers in parallel on one file contend for its
+            # inode lock (measured: 10x the system time with 4 of them).
+            written = 0
+            while written < len(data):
+                written += os.pwrite(fd, memoryview(data)[written:], ref.offset + written)
             pool.put(buffer)
             if progress is not None:
                 progress(ref.offset + len(data) - position)
