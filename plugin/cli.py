@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "list": "longhorn_bi.plugin.cluster_cmds:list_backups",
     "describe": "longhorn_bi.plugin.cluster_cmds:describe",
     "completion": "longhorn_bi.plugin.completion:completion",
+    "store": "longhorn_bi.plugin.store:store",
+    "checksum": "longhorn_bi.plugin.checksum:checksum",
 }
 # Shell completion's environment variable; click would derive one with a space from PROG_NAME.
 COMPLETE_VAR = "_KUBECTL_LONGHORN_BI_COMPLETE"
