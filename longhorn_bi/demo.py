@@ -76,6 +76,24 @@ def main() -> None:
     )
     examples = EXAMPLES.relative_to(Path.cwd()) if EXAMPLES.is_relative_to(Path.cwd()) else EXAMPLES
     step("Validate a GitOps directory: one good file, one bad", "validate", str(examples), expect=1)
+    store_demo(Path.cwd() / "demo-work")
+
+
+def store_demo(workdir: Path) -> None:
+    """A real backup on a local backupstore, then the manifests that point at it."""
+    from longhorn_bi.demo_store import DEMO_IMAGE_NAME, run_store_demo
+
+    url, checksum = run_store_demo(workdir)
+    step("The BackupBackingImage for that image", "backup", DEMO_IMAGE_NAME)
+    step(
+        "The BackingImage that restores that backup",
+        "restore",
+        f"{DEMO_IMAGE_NAME}-restored",
+        "--backup-url",
+        url,
+        "--checksum",
+        checksum,
+    )
 
 
 if __name__ == "__main__":

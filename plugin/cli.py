@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 
 import click
 
@@ -19,7 +20,14 @@ SUBCOMMANDS = {
     "restore": "longhorn_bi.plugin.generate:restore",
     "validate": "longhorn_bi.plugin.validate:validate",
     "rules": "longhorn_bi.plugin.validate:rules",
+    "list": "longhorn_bi.plugin.cluster_cmds:list_backups",
+    "describe": "longhorn_bi.plugin.cluster_cmds:describe",
+    "completion": "longhorn_bi.plugin.completion:completion",
+    "store": "longhorn_bi.plugin.store:store",
+    "checksum": "longhorn_bi.plugin.checksum:checksum",
 }
+# Shell completion's environment variable; click would derive one with a space from PROG_NAME.
+COMPLETE_VAR = "_KUBECTL_LONGHORN_BI_COMPLETE"
 
 
 @click.group(
@@ -43,10 +51,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; expected errors print one clean message, never a traceback."""
+    if argv is None and Path(sys.argv[0]).name.startswith("kubectl_complete-"):
+        # Linked as kubectl's completion executable (e.g. by krew users): answer that.
+        from longhorn_bi.plugin.completion import kubectl_complete
+
+        kubectl_complete()
+        return
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         # Without standalone mode click returns the code of ctx.exit() instead of exiting.
-        result = cli.main(args=argv, prog_name=PROG_NAME, standalone_mode=False)
+        result = cli.main(
+            args=argv, prog_name=PROG_NAME, complete_var=COMPLETE_VAR, standalone_mode=False
+        )
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

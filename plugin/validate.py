@@ -5,20 +5,37 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from longhorn_bi.engine.documents import SourceDocument, decode, expand_lists, iter_documents
 from longhorn_bi.engine.errors import ExitCode, InvalidInput, ManifestError
+from longhorn_bi.engine.facts import ClusterFacts
 from longhorn_bi.engine.rules import RULES
 from longhorn_bi.engine.validation import Report, validate_documents
 from longhorn_bi.engine.versions import LonghornVersion
-from longhorn_bi.plugin.options import emit_json, longhorn_version_option, namespace_option
+from longhorn_bi.plugin.kube import connection_options
+from longhorn_bi.plugin.options import (
+    cluster_version,
+    emit_json,
+    longhorn_version_auto_option,
+    namespace_option,
+    offline_version,
+)
 from longhorn_bi.plugin.report_formats import RENDERERS
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 32 * 1024 * 1024
 STDIN = "-"
+
+
+def complete_paths(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Let the shell complete file and directory names."""
+    return [CompletionItem(incomplete, type="file")]
 
 
 def find_files(paths: tuple[str, ...]) -> list[str]:
@@ -90,7 +107,7 @@ def load_documents(files: list[str], report: Report, notes: list[str]) -> Iterat
 
 
 @click.command()
-@click.argument("paths", nargs=-1, metavar="[PATH|-]...")
+@click.argument("paths", nargs=-1, metavar="[PATH|-]...", shell_complete=complete_paths)
 @click.option(
     "-o",
     "--output",
@@ -100,30 +117,57 @@ def load_documents(files: list[str], report: Report, notes: list[str]) -> Iterat
     help="Report format.",
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
+@click.option(
+    "--cluster",
+    is_flag=True,
+    help="Add the live facts of the cluster (targets, images, backups of the namespace).",
+)
 @namespace_option
-@longhorn_version_option
+@longhorn_version_auto_option
+@connection_options
+@click.pass_context
 def validate(
-    paths: tuple[str, ...], output: str, strict: bool, namespace: str, version: LonghornVersion
+    ctx: click.Context,
+    /,
+    paths: tuple[str, ...],
+    output: str,
+    strict: bool,
+    cluster: bool,
+    namespace: str,
+    version: LonghornVersion | None,
+    **connection: Any,
 ) -> None:
-    """Check manifests offline, e.g. in a GitOps pipeline.
+    """Check manifests, e.g. in a GitOps pipeline (offline, or with --cluster).
 
     PATH is a file, a directory (searched recursively for .yaml, .yml and .json) or '-' for
     standard input (also read when no PATH is given and input is piped). Facts are gathered
     across all documents: a BackupTarget or backup-target Setting in the set says whether a
     target is configured, and a BackingImage in the set exists.
 
-    Exit status: 0 no error, 1 an error (or a warning with --strict) or an unreadable
-    document, 2 a usage error or a missing path.
+    With --cluster the facts of the cluster's namespace are added (and win over the files'
+    for objects of the same name), and the version is read from its CRDs unless given.
+
+    Exit status: 0 no error, 1 an error (or a warning with --strict), an unreadable
+    document or a cluster that cannot be read, 2 a usage error or a missing path.
     """
     if not paths:
         if sys.stdin.isatty():
             raise click.UsageError("give a file, a directory or '-' for standard input")
         paths = (STDIN,)
     files = find_files(paths)
+    facts: ClusterFacts | None = None
+    if cluster:
+        from longhorn_bi.plugin.cluster_facts import live_facts
+
+        version, facts = live_facts(namespace, connection, cluster_version(ctx, version))
     report = Report()
     notes: list[str] = []
     validate_documents(
-        load_documents(files, report, notes), version=version, namespace=namespace, report=report
+        load_documents(files, report, notes),
+        version=offline_version(version, "--cluster"),
+        namespace=namespace,
+        cluster_facts=facts,
+        report=report,
     )
     report.results.sort(key=lambda r: (r.file, r.line, r.column, r.rule))
     for note in notes:

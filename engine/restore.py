@@ -1,0 +1,249 @@
+"""Restore a backing image backup into a file, and verify a backup without writing one.
+
+Blocks are fetched by N workers, decoded by their magic bytes and checked against their
+names; the whole-image SHA-512 is computed in offset order as they arrive (holes hash as
+zeros). Restore writes into a temporary file next to the output, truncated to Size so that
+unmapped ranges stay holes, and renames it only when every check passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from longhorn_bi.engine.backup_url import parse_backup_url
+from longhorn_bi.engine.block_io import (
+    BufferPool,
+    Data,
+    fetch_block,
+    hash_zeros,
+    ordered_map,
+    window_for,
+)
+from longhorn_bi.engine.blockstore_layout import (
+    BackingImageCfg,
+    BlockRef,
+    is_image_checksum,
+)
+from longhorn_bi.engine.catalog import require_cfg
+from longhorn_bi.engine.errors import BackupstoreError, IntegrityError, InvalidInput
+from longhorn_bi.engine.locks import BACKUP_LOCK, DEFAULT_TIMINGS, BackupstoreLock, LockTimings
+from longhorn_bi.engine.store_driver import StoreDriver, open_store
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    url: str
+    name: str
+    output: str
+    size: int
+    checksum: str
+    blocks: int
+
+
+@dataclass
+class VerifyResult:
+    url: str
+    name: str
+    size: int
+    blocks: int
+    expected_checksum: str
+    checksum: str = ""  # computed; "" when a bad block made it meaningless
+    bad_blocks: list[tuple[int, str]] = field(default_factory=list)  # (offset, problem)
+
+    @property
+    def ok(self) -> bool:
+        matches = not self.expected_checksum or self.checksum == self.expected_checksum
+        return not self.bad_blocks and matches
+
+
+def _check_workers(limit: int) -> None:
+    if limit < 1:
+        raise InvalidInput(
+            f"--concurrent-limit must be at least 1, got {limit}",
+            hint="Longhorn starts no restore worker at 0; use 1 or more",
+        )
+
+
+def check_restore_args(concurrent_limit: int, checksum: str | None) -> str | None:
+    """Validate the flags of a restore; returns the normalised checksum."""
+    _check_workers(concurrent_limit)
+    if checksum is None:
+        return None
+    checksum = checksum.strip().lower()
+    if not is_image_checksum(checksum):
+        raise InvalidInput(
+            "--checksum must be 128 hex characters (a SHA-512)",
+            hint="take it from `kubectl longhorn-bi checksum FILE` or the backup's cfg",
+        )
+    return checksum
+
+
+def _open_complete(store: StoreDriver, name: str) -> BackingImageCfg:
+    cfg = require_cfg(store, name)
+    if not cfg.complete:
+        raise BackupstoreError(
+            f"the backup of {name!r} in {store.url} is not complete (no CompleteTime)",
+            hint="wait for the backup to finish, or run the backup again",
+        )
+    if cfg.size <= 0:
+        raise BackupstoreError(f"the backup of {name!r} records an invalid Size {cfg.size}")
+    for ref in cfg.blocks:
+        if ref.offset + 1 > cfg.size:
+            raise BackupstoreError(f"the backup of {name!r} has a block beyond its Size")
+    return cfg
+
+
+def restore_backup(
+    url: str,
+    output: str | Path,
+    *,
+    concurrent_limit: int = 4,
+    checksum: str | None = None,
+    store: StoreDriver | None = None,
+    store_options: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    lock_timings: LockTimings = DEFAULT_TIMINGS,
+) -> RestoreResult:
+    """Restore the backup at `url` into `output`; nothing is left at `output` on failure."""
+    checksum = check_restore_args(concurrent_limit, checksum)
+    parsed = parse_backup_url(url)
+    out = Path(output)
+    if out.is_dir():
+        raise InvalidInput(f"--output {str(out)!r} is a directory", hint="give a file path")
+    if out.exists() and not out.is_file():  # a device or FIFO would be replaced by a file
+        raise InvalidInput(
+            f"--output {str(out)!r} exists and is not a regular file", hint="give a file path"
+        )
+    if not out.parent.is_dir():
+        raise InvalidInput(f"--output folder {str(out.parent)!r} does not exist")
+    own_store = store is None
+    store = store or open_store(parsed.target, store_options)
+    try:
+        cfg = _open_complete(store, parsed.backing_image)
+        expected = checksum or cfg.checksum
+        with BackupstoreLock(store, BACKUP_LOCK, lock_timings):
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+            try:
+                os.ftruncate(fd, cfg.size)
+                digest = _copy_blocks(store, cfg, fd, concurrent_limit, progress)
+                if expected and digest != expected:
+                    source = "--checksum" if checksum else "the backup's recorded Checksum"
+                    raise IntegrityError(
+                        f"the restored image's SHA-512 {digest} does not match {source} {expected}"
+                    )
+                # No fsync, as Longhorn's own restore: the rename publishes a complete file.
+                os.close(fd)
+                fd = -1
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, out)
+            except BaseException:
+                if fd >= 0:
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        return RestoreResult(url, cfg.name, str(out), cfg.size, digest, len(cfg.blocks))
+    finally:
+        if own_store:
+            store.close()
+
+
+def _copy_blocks(
+    store: StoreDriver, cfg: BackingImageCfg, fd: int, workers: int, progress: Progress | None
+) -> str:
+    whole = hashlib.sha512()
+    pool = BufferPool(window_for(workers) + 1)
+
+    def fetch(ref: BlockRef) -> tuple[Data, bytearray | None]:
+        return fetch_block(store, ref, pool)
+
+    position = 0
+    blocks = contextlib.closing(ordered_map(cfg.blocks, fetch, workers))
+    with blocks as done:
+        for ref, future in done:
+            data, buffer = future.result()
+            if ref.offset < position:
+                raise IntegrityError(f"the backup lists two blocks for offset {ref.offset}")
+            if ref.offset + len(data) > cfg.size:
+                raise IntegrityError(
+                    f"block at offset {ref.offset} runs past the image Size {cfg.size}"
+                )
+            hash_zeros(whole, ref.offset - position)
+            whole.update(data)
+            # One writer, in offset order: writers in parallel on one file contend for its
+            # inode lock (measured: 10x the system time with 4 of them).
+            written = 0
+            while written < len(data):
+                written += os.pwrite(fd, memoryview(data)[written:], ref.offset + written)
+            pool.put(buffer)
+            if progress is not None:
+                progress(ref.offset + len(data) - position)
+            position = ref.offset + len(data)
+    hash_zeros(whole, cfg.size - position)
+    if progress is not None:
+        progress(cfg.size - position)
+    return whole.hexdigest()
+
+
+def verify_backup(
+    url: str,
+    *,
+    concurrent_limit: int = 4,
+    store: StoreDriver | None = None,
+    store_options: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    lock_timings: LockTimings = DEFAULT_TIMINGS,
+) -> VerifyResult:
+    """Read and check every block and the whole-image SHA-512; write nothing."""
+    _check_workers(concurrent_limit)
+    parsed = parse_backup_url(url)
+    own_store = store is None
+    store = store or open_store(parsed.target, store_options)
+    try:
+        cfg = _open_complete(store, parsed.backing_image)
+        result = VerifyResult(url, cfg.name, cfg.size, len(cfg.blocks), cfg.checksum)
+        whole = hashlib.sha512()
+        position = 0
+
+        pool = BufferPool(window_for(concurrent_limit) + 1)
+
+        def fetch(ref: BlockRef) -> tuple[Data, bytearray | None]:
+            return fetch_block(store, ref, pool)
+
+        blocks = contextlib.closing(ordered_map(cfg.blocks, fetch, concurrent_limit))
+        with BackupstoreLock(store, BACKUP_LOCK, lock_timings), blocks as done:
+            for ref, future in done:
+                error = future.exception()
+                if error is not None:
+                    if not isinstance(error, IntegrityError | BackupstoreError):
+                        raise error
+                    result.bad_blocks.append((ref.offset, error.message))
+                    continue
+                data, buffer = future.result()
+                if ref.offset + len(data) > cfg.size or ref.offset < position:
+                    pool.put(buffer)
+                    result.bad_blocks.append((ref.offset, "block does not fit the image layout"))
+                    continue
+                hash_zeros(whole, ref.offset - position)
+                whole.update(data)
+                pool.put(buffer)
+                if progress is not None:
+                    progress(ref.offset + len(data) - position)
+                position = ref.offset + len(data)
+        if not result.bad_blocks:
+            hash_zeros(whole, cfg.size - position)
+            result.checksum = whole.hexdigest()
+        if progress is not None:
+            progress(max(0, cfg.size - position))
+        return result
+    finally:
+        if own_store:
+            store.close()

@@ -1,0 +1,266 @@
+"""s3:// driver: boto3 configured from Longhorn's credential keys, as environment variables.
+
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (both or neither), AWS_SESSION_TOKEN,
+AWS_ENDPOINTS (custom endpoint), AWS_CERT (PEM CA bundle, the content itself),
+VIRTUAL_HOSTED_STYLE ("true"/"false"; unset = path style when AWS_ENDPOINTS is set, as in
+longhorn/backupstore s3_service.go), HTTP_PROXY/HTTPS_PROXY/NO_PROXY. Region from the URL
+(bucket@region) or AWS_REGION. Secret values never reach a message: see `redact`.
+
+Every call retries throttling, connection resets and 5xx with exponential backoff: botocore's
+standard mode covers the request, our loop also covers a body that breaks while it is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from longhorn_bi.engine.backup_url import BackupTarget
+from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
+from longhorn_bi.engine.store_driver import check_key
+
+T = TypeVar("T")
+SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+ATTEMPTS = 5  # ours, around botocore's own 4: a body cut while read is retried here
+BASE_DELAY = 0.05
+MAX_DELAY = 2.0
+_RETRY_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+}
+
+
+def redact(text: str) -> str:
+    """Replace the value of every credential variable (and proxy passwords) in `text`."""
+    for var in SECRET_VARS:
+        value = os.environ.get(var, "")
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    for var in PROXY_VARS:
+        value = os.environ.get(var, "")
+        if "@" in value:
+            text = text.replace(value, value.split("//", 1)[0] + "//***@" + value.rsplit("@", 1)[1])
+    return text
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", None):
+        return None
+    if value in ("true", "false"):
+        return value == "true"
+    raise InvalidInput(f"{name} must be 'true' or 'false'", hint=f"unset {name} for the default")
+
+
+class S3Store:
+    def __init__(self, target: BackupTarget) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self._url = target.url
+        self.bucket = target.host
+        self.prefix = target.path.strip("/")
+        key_id = os.environ.get("AWS_ACCESS_KEY_ID", "")
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+        if bool(key_id) != bool(secret):
+            raise InvalidInput(
+                "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither",
+                hint="they are the keys of Longhorn's backup target credential secret",
+            )
+        endpoint = os.environ.get("AWS_ENDPOINTS", "").strip() or None
+        virtual = _env_flag("VIRTUAL_HOSTED_STYLE")
+        path_style = (not virtual) if virtual is not None else endpoint is not None
+        region = target.region or os.environ.get("AWS_REGION") or "us-east-1"
+        proxies = {
+            scheme: os.environ[var]
+            for scheme, var in (("http", "HTTP_PROXY"), ("https", "HTTPS_PROXY"))
+            if os.environ.get(var)
+        }
+        self._cert_file: str | None = None
+        verify: bool | str | None = None
+        cert = os.environ.get("AWS_CERT", "")
+        if cert.strip():
+            handle, self._cert_file = tempfile.mkstemp(prefix="longhorn-bi-ca-", suffix=".pem")
+            with os.fdopen(handle, "w") as out:
+                out.write(cert)
+            verify = self._cert_file
+        config = Config(
+            region_name=region,
+            retries={"max_attempts": 4, "mode": "standard"},
+            s3={"addressing_style": "path" if path_style else "virtual"},
+            proxies=proxies or None,
+            max_pool_connections=32,
+            connect_timeout=10,
+            read_timeout=60,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=key_id or None,
+            aws_secret_access_key=secret or None,
+            aws_session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+        )
+        self.client: Any = session.client("s3", endpoint_url=endpoint, verify=verify, config=config)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectionError,
+            EndpointConnectionError,
+            HTTPClientError,
+            IncompleteReadError,
+            ResponseStreamingError,
+        )
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        # A body cut while it is read surfaces from urllib3 itself, or as a plain reset.
+        transient = (
+            ConnectionError,
+            HTTPClientError,
+            IncompleteReadError,
+            ResponseStreamingError,
+            Urllib3Error,
+            ConnectionResetError,
+            TimeoutError,
+        )
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return fn()
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                code = str(error.get("Code", ""))
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+                if code in ("NoSuchKey", "404", "NotFound"):
+                    raise NotFound(f"{what}: not found") from None
+                if code == "NoSuchBucket":
+                    raise BackupstoreError(f"S3 bucket {self.bucket!r} does not exist") from None
+                retry = status >= 500 or code in _RETRY_CODES
+                if not retry or attempt == ATTEMPTS:
+                    message = redact(str(error.get("Message", "")) or str(exc))
+                    raise BackupstoreError(
+                        f"S3 {what} failed: {code or status} {message}"
+                    ) from None
+            except EndpointConnectionError as exc:  # botocore retried already: nobody answers
+                raise BackupstoreError(f"S3 {what} failed: {redact(str(exc))}") from None
+            except transient as exc:
+                if attempt == ATTEMPTS:
+                    raise BackupstoreError(f"S3 {what} failed: {redact(str(exc))}") from None
+            except BotoCoreError as exc:
+                raise BackupstoreError(f"S3 {what} failed: {redact(str(exc))}") from None
+            time.sleep(min(MAX_DELAY, BASE_DELAY * 2**attempt) * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")
+
+    def read(self, key: str) -> bytes:
+        full = self._key(key)
+
+        def get() -> bytes:
+            body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
+            with contextlib.closing(body):
+                return body.read()  # type: ignore[no-any-return]
+
+        return self._call(f"read of {key}", get)
+
+    def write(
+        self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
+        full = self._key(key)
+        payload = bytes(data) if isinstance(data, memoryview) else data
+        self._call(
+            f"write of {key}",
+            lambda: self.client.put_object(Bucket=self.bucket, Key=full, Body=payload),
+        )
+
+    def sync(self) -> None:
+        return None  # a completed PUT is durable
+
+    def _head(self, key: str) -> dict[str, Any]:
+        full = self._key(key)
+        return self._call(
+            f"head of {key}", lambda: self.client.head_object(Bucket=self.bucket, Key=full)
+        )
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._head(key)
+        except NotFound:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        full = self._key(key)
+        self._call(
+            f"delete of {key}", lambda: self.client.delete_object(Bucket=self.bucket, Key=full)
+        )
+
+    def walk(self, prefix: str) -> list[str]:
+        folder = self._key(prefix.rstrip("/")) + "/"
+        keys: list[str] = []
+
+        def page(token: str | None) -> dict[str, Any]:
+            args = {"Bucket": self.bucket, "Prefix": folder}
+            if token:
+                args["ContinuationToken"] = token
+            return self.client.list_objects_v2(**args)  # type: ignore[no-any-return]
+
+        token: str | None = None
+        while True:
+            answer = self._call(f"list of {prefix}", functools.partial(page, token))
+            keys.extend(item["Key"][len(folder) :] for item in answer.get("Contents", []))
+            if not answer.get("IsTruncated"):
+                return sorted(keys)
+            token = answer.get("NextContinuationToken")
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self._key(prefix.rstrip("/")) + "/"
+        names: set[str] = set()
+
+        def page(token: str | None) -> dict[str, Any]:
+            args = {"Bucket": self.bucket, "Prefix": folder, "Delimiter": "/"}
+            if token:
+                args["ContinuationToken"] = token
+            return self.client.list_objects_v2(**args)  # type: ignore[no-any-return]
+
+        token: str | None = None
+        while True:
+            answer = self._call(f"list of {prefix}", functools.partial(page, token))
+            for item in answer.get("CommonPrefixes", []):
+                names.add(item["Prefix"][len(folder) :].rstrip("/"))
+            for item in answer.get("Contents", []):
+                names.add(item["Key"][len(folder) :])
+            if not answer.get("IsTruncated"):
+                break
+            token = answer.get("NextContinuationToken")
+        return sorted(name for name in names if name)
+
+    def size(self, key: str) -> int:
+        return int(self._head(key)["ContentLength"])
+
+    def mtime(self, key: str) -> float:
+        return float(self._head(key)["LastModified"].timestamp())
+
+    def close(self) -> None:
+        if self._cert_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self._cert_file)
+            self._cert_file = None

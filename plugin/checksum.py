@@ -1,0 +1,34 @@
+"""`kubectl longhorn-bi checksum`: the SHA-512 for a BackingImage's spec.checksum."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from longhorn_bi.plugin.progress import progress_bar
+
+
+@click.command()
+@click.argument("source")
+@click.option(
+    "-o",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def checksum(source: str, fmt: str) -> None:
+    """Streaming SHA-512 of a file or an http(s):// URL (for spec.checksum)."""
+    from longhorn_bi.engine.checksum import sha512_of
+
+    total = os.path.getsize(source) if os.path.isfile(source) else None
+    with progress_bar(total, "sha512") as progress:
+        digest = sha512_of(source, progress)
+    if fmt == "json":
+        click.echo(json.dumps({"source": source, "sha512": digest}))
+    else:
+        click.echo(digest)

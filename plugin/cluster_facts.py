@@ -1,0 +1,74 @@
+"""Live cluster facts for the rule set, and the Longhorn version of the cluster.
+
+Preflight never re-implements a rule: it lists what the rules need (backup targets, the
+backup-target setting on 1.6/1.7, backing images, backups) and hands it to the engine as
+complete facts, so that "not found" there means "does not exist".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from longhorn_bi.engine.errors import ClusterError, InvalidInput
+from longhorn_bi.engine.facts import BACKUP_TARGET_SETTING, ClusterFacts, facts_from_objects
+from longhorn_bi.engine.versions import LonghornVersion, detect_version
+from longhorn_bi.plugin.kube import API_VERSION, GROUP, KINDS, Kube, Unreachable, connection_from
+
+# The CRDs whose schema tells the version line when the chart's version label is missing.
+VERSION_CRDS = ("backupbackingimages.longhorn.io", "backingimages.longhorn.io")
+FACT_PLURALS = ("backuptargets", "backingimages", "backupbackingimages")
+
+
+def resolve_version(kube: Kube, given: LonghornVersion | None) -> LonghornVersion:
+    """`given`, or the version of Longhorn's CRDs installed in the cluster (auto)."""
+    if given is not None:
+        return given
+    host = kube.host  # a kubeconfig problem is reported as such, not as a detection failure
+    try:
+        crds = [crd for name in VERSION_CRDS if (crd := kube.get_crd(name)) is not None]
+        return detect_version(crds)
+    except InvalidInput as exc:
+        raise ClusterError(f"{exc.message} at {host}", hint=exc.hint) from None
+    except Unreachable:
+        raise
+    except ClusterError as exc:
+        raise ClusterError(
+            f"cannot detect the Longhorn version: {exc.message}",
+            hint="give --longhorn-version (e.g. 1.12), or " + (exc.hint or "check access"),
+        ) from None
+
+
+def _typed(plural: str, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """List items may omit apiVersion/kind; the facts need them."""
+    for obj in objects:
+        obj.setdefault("apiVersion", f"{GROUP}/{API_VERSION}")
+        obj.setdefault("kind", KINDS[plural])
+    return objects
+
+
+def cluster_objects(kube: Kube, version: LonghornVersion) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for plural in FACT_PLURALS:
+        objects.extend(_typed(plural, kube.list(plural)))
+    if not version.has_backup_target_crd:
+        setting = kube.find("settings", BACKUP_TARGET_SETTING)
+        if setting is not None:
+            objects.extend(_typed("settings", [setting]))
+    return objects
+
+
+def gather_facts(kube: Kube, version: LonghornVersion) -> ClusterFacts:
+    """Complete facts of the namespace: what is not listed does not exist."""
+    return facts_from_objects(
+        cluster_objects(kube, version), version, complete=True, origin="cluster"
+    )
+
+
+def live_facts(
+    namespace: str, connection: Mapping[str, Any], version: LonghornVersion | None
+) -> tuple[LonghornVersion, ClusterFacts]:
+    """The version (detected when None) and the complete facts of a command's cluster."""
+    kube = Kube(connection_from(namespace, connection))
+    detected = resolve_version(kube, version)
+    return detected, gather_facts(kube, detected)

@@ -1,0 +1,300 @@
+"""`kubectl longhorn-bi store ...`: work on a Longhorn backupstore directly."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from longhorn_bi.engine.errors import IntegrityError, InvalidInput
+from longhorn_bi.plugin.progress import progress_bar
+
+OUTPUT = click.option(
+    "-o",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format: text, or json (one JSON object).",
+)
+MOUNT_POINT = click.option(
+    "--mount-point",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="nfs:// only: where the export is already mounted (no mount is attempted).",
+)
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _options(mount_point: str | None) -> dict[str, str]:
+    return {"mount_point": mount_point} if mount_point else {}
+
+
+def _emit(fmt: str, doc: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(doc, indent=None, sort_keys=False) if fmt == "json" else text)
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+@click.group()
+def store() -> None:
+    """Back up, restore, verify, list and delete backing image backups on a backupstore.
+
+    Targets: vfs:///path (a local folder), s3://bucket@region/path/ (credentials from
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINTS, AWS_CERT, VIRTUAL_HOSTED_STYLE),
+    nfs://server:/export. The layout is Longhorn's own, so Longhorn restores these backups.
+    """
+
+
+def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--label {item!r} is not key=value", hint="e.g. --label team=infra")
+        labels[key] = value
+    return labels
+
+
+@store.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--target", required=True, help="Backup target URL, e.g. s3://bucket@us-east-1/.")
+@click.option("--name", required=True, help="Backing image name the backup is stored under.")
+@click.option(
+    "--compression",
+    type=click.Choice(["lz4", "gzip", "none"]),
+    default="lz4",
+    show_default=True,
+    help="Block compression (Longhorn's backup-compression-method).",
+)
+@click.option(
+    "--concurrency", type=int, default=4, show_default=True, help="Upload workers (>= 1)."
+)
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Label of the backup.")
+@MOUNT_POINT
+@OUTPUT
+def backup(
+    *,
+    file: str,
+    target: str,
+    name: str,
+    compression: str,
+    concurrency: int,
+    labels: tuple[str, ...],
+    mount_point: str | None,
+    fmt: str,
+) -> None:
+    """Back up raw image FILE to TARGET in Longhorn's backing-image layout; print its URL."""
+    from longhorn_bi.engine.backup import backup_image
+
+    size = os.path.getsize(file) if os.path.isfile(file) else None
+    with progress_bar(size, "backup") as progress:
+        result = backup_image(
+            file,
+            target,
+            name,
+            compression=compression,
+            concurrency=concurrency,
+            labels=_parse_labels(labels),
+            store_options=_options(mount_point),
+            progress=progress,
+        )
+    doc = {
+        "url": result.url,
+        "name": result.name,
+        "size": result.size,
+        "checksum": result.checksum,
+        "compression": result.compression,
+        "blocks": result.block_count,
+        "newBlocks": result.new_blocks,
+        "storedBytes": result.stored_bytes,
+        "zeroBlocks": result.zero_blocks,
+        "holeBytes": result.hole_bytes,
+        "alreadyBackedUp": result.already,
+    }
+    if fmt == "text":
+        if result.already:
+            click.echo(
+                f"{result.name}: a complete backup already exists; nothing uploaded", err=True
+            )
+        else:
+            click.echo(
+                f"{result.name}: {_size(result.size)}, {result.block_count} blocks, "
+                f"{result.new_blocks} new ({_size(result.stored_bytes)} stored), "
+                f"sha512 {result.checksum}",
+                err=True,
+            )
+    _emit(fmt, doc, result.url)
+
+
+@store.command()
+@click.argument("url")
+@click.option(
+    "--output",
+    "output_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to restore into.",
+)
+@click.option(
+    "--concurrent-limit", type=int, default=4, show_default=True, help="Restore workers (>= 1)."
+)
+@click.option("--checksum", default=None, help="Expected SHA-512 (default: the backup's own).")
+@MOUNT_POINT
+@OUTPUT
+def restore(
+    *,
+    url: str,
+    output_file: str,
+    concurrent_limit: int,
+    checksum: str | None,
+    mount_point: str | None,
+    fmt: str,
+) -> None:
+    """Restore the backup at URL (TARGET?backingImage=NAME) into a file, checked by SHA-512."""
+    from longhorn_bi.engine.restore import check_restore_args, restore_backup
+    from longhorn_bi.engine.store_admin import inspect_backup
+
+    check_restore_args(concurrent_limit, checksum)
+    info = inspect_backup(url, store_options=_options(mount_point))
+    with progress_bar(info.size, "restore") as progress:
+        result = restore_backup(
+            url,
+            output_file,
+            concurrent_limit=concurrent_limit,
+            checksum=checksum,
+            store_options=_options(mount_point),
+            progress=progress,
+        )
+    doc = {
+        "url": result.url,
+        "name": result.name,
+        "output": result.output,
+        "size": result.size,
+        "checksum": result.checksum,
+        "blocks": result.blocks,
+    }
+    _emit(
+        fmt,
+        doc,
+        f"restored {result.name} to {result.output} "
+        f"({_size(result.size)}, sha512 {result.checksum})",
+    )
+
+
+@store.command(name="ls")
+@click.argument("target")
+@MOUNT_POINT
+@OUTPUT
+def ls(target: str, mount_point: str | None, fmt: str) -> None:
+    """List the backing image backups on TARGET."""
+    from longhorn_bi.engine.store_admin import list_backups
+
+    found = list_backups(target, store_options=_options(mount_point))
+    lines = [f"{'NAME':<32} {'SIZE':>12} {'STATE':<11} {'COMPLETED':<21} URL"]
+    for info in found:
+        state = "complete" if info.complete else "in-progress"
+        lines.append(
+            f"{info.name:<32} {info.size:>12} {state:<11} {info.completed or '-':<21} {info.url}"
+        )
+    if not found:
+        lines = [f"no backing image backups in {target}"]
+    _emit(fmt, {"target": target, "backups": [i.as_dict() for i in found]}, "\n".join(lines))
+
+
+@store.command()
+@click.argument("url")
+@MOUNT_POINT
+@OUTPUT
+def inspect(url: str, mount_point: str | None, fmt: str) -> None:
+    """Show the recorded details of the backup at URL."""
+    from longhorn_bi.engine.store_admin import inspect_backup
+
+    info = inspect_backup(url, store_options=_options(mount_point))
+    doc = info.as_dict()
+    text = "\n".join(f"{key}: {value}" for key, value in doc.items())
+    _emit(fmt, doc, text)
+
+
+@store.command()
+@click.argument("url")
+@click.option(
+    "--concurrent-limit", type=int, default=4, show_default=True, help="Read workers (>= 1)."
+)
+@MOUNT_POINT
+@OUTPUT
+def verify(url: str, concurrent_limit: int, mount_point: str | None, fmt: str) -> None:
+    """Read and check every block and the image SHA-512 of the backup at URL; write nothing."""
+    from longhorn_bi.engine.restore import check_restore_args, verify_backup
+    from longhorn_bi.engine.store_admin import inspect_backup
+
+    check_restore_args(concurrent_limit, None)
+    info = inspect_backup(url, store_options=_options(mount_point))
+    with progress_bar(info.size, "verify") as progress:
+        result = verify_backup(
+            url,
+            concurrent_limit=concurrent_limit,
+            store_options=_options(mount_point),
+            progress=progress,
+        )
+    doc = {
+        "url": result.url,
+        "name": result.name,
+        "ok": result.ok,
+        "size": result.size,
+        "blocks": result.blocks,
+        "checksum": result.checksum,
+        "expectedChecksum": result.expected_checksum,
+        "badBlocks": [
+            {"offset": offset, "problem": problem} for offset, problem in result.bad_blocks
+        ],
+    }
+    if result.ok:
+        _emit(fmt, doc, f"OK: {result.name}, {result.blocks} blocks, sha512 {result.checksum}")
+        return
+    if fmt == "json":
+        _emit(fmt, doc, "")
+    if result.bad_blocks:
+        offsets = ", ".join(str(offset) for offset, _ in result.bad_blocks)
+        details = "; ".join(problem for _, problem in result.bad_blocks[:5])
+        raise IntegrityError(
+            f"backup {result.name} has {len(result.bad_blocks)} bad block(s) "
+            f"at offset(s) {offsets}: {details}",
+            hint="back the image up again; the bad blocks cannot be restored",
+        )
+    raise IntegrityError(
+        f"backup {result.name}: image SHA-512 {result.checksum} does not match the recorded "
+        f"{result.expected_checksum}"
+    )
+
+
+@store.command()
+@click.argument("url")
+@MOUNT_POINT
+@OUTPUT
+def rm(url: str, mount_point: str | None, fmt: str) -> None:
+    """Delete the backup at URL and collect blocks no other backup uses."""
+    from longhorn_bi.engine.store_admin import remove_backup
+
+    result = remove_backup(url, store_options=_options(mount_point))
+    doc = {
+        "url": result.url,
+        "name": result.name,
+        "deletedBlocks": result.deleted_blocks,
+        "keptBlocks": result.kept_blocks,
+        "gcSkipped": result.gc_skipped,
+    }
+    text = (
+        f"removed {result.name}: {result.deleted_blocks} unreferenced blocks deleted, "
+        f"{result.kept_blocks} kept"
+    )
+    if result.gc_skipped:
+        text = f"removed {result.name}; blocks kept because {result.gc_skipped}"
+    _emit(fmt, doc, text)

@@ -1,0 +1,90 @@
+"""`validate --cluster`: the files' facts plus the live facts of the cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.plugin_cluster.conftest import NS, TARGET_URL, Cluster, backup
+from tests.support import run_cli
+
+
+def write(path: Path, *docs: object) -> Path:
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def backup_doc(name: str, image: str) -> dict[str, object]:
+    return {
+        "apiVersion": "longhorn.io/v1beta2",
+        "kind": "BackupBackingImage",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"userCreated": True, "backingImage": image, "backupTargetName": "default"},
+    }
+
+
+def test_an_image_missing_from_the_files_is_found_in_the_cluster(cluster: Cluster, tmp_path):
+    other_image = {
+        "apiVersion": "longhorn.io/v1beta2",
+        "kind": "BackingImage",
+        "metadata": {"name": "bi-other", "namespace": NS},
+        "spec": {
+            "sourceType": "download",
+            "checksum": "cd" * 64,
+            "sourceParameters": {"url": "https://images.example.com/other.qcow2"},
+        },
+    }
+    manifest = write(tmp_path / "backup.yaml", other_image, backup_doc("bi1", "bi1"))
+    offline = run_cli("validate", str(manifest), "--strict", "-o", "json")
+    # Offline, bi1 is only missing from the files: a warning, which --strict fails.
+    assert offline.returncode == 1
+    results = json.loads(offline.stdout)["results"]
+    assert [(r["rule"], r["severity"]) for r in results] == [("LHB402", "warning")]
+    live = cluster.cli("validate", str(manifest), "--strict", "--cluster")
+    assert live.returncode == 0, live.stdout + live.stderr
+
+
+def test_the_cluster_turns_unknowns_into_errors(cluster: Cluster, tmp_path):
+    cluster.seed(backup("bi1-3f2a9c1d", "bi1", user_created=False))
+    manifest = write(
+        tmp_path / "backups.yaml", backup_doc("gone", "bi-gone"), backup_doc("again", "bi1")
+    )
+    result = cluster.cli("validate", str(manifest), "--cluster", "-o", "json")
+    assert result.returncode == 1
+    found = {(r["name"], r["rule"], r["severity"]) for r in json.loads(result.stdout)["results"]}
+    assert ("gone", "LHB402", "error") in found  # no such image in the cluster
+    assert ("again", "LHB403", "error") in found  # the image has a backup on that target
+
+
+def test_a_restore_url_on_an_unconfigured_store_fails_with_the_cluster(cluster: Cluster, tmp_path):
+    restore = {
+        "apiVersion": "longhorn.io/v1beta2",
+        "kind": "BackingImage",
+        "metadata": {"name": "bi1-copy", "namespace": NS},
+        "spec": {
+            "sourceType": "restore",
+            "checksum": "ab" * 64,
+            "sourceParameters": {"backup-url": "nfs://nas:/other?backingImage=bi1"},
+        },
+    }
+    manifest = write(tmp_path / "restore.yaml", restore)
+    result = cluster.cli("validate", str(manifest), "--cluster")
+    assert result.returncode == 1
+    assert f"default={TARGET_URL}" in result.stdout
+
+
+def test_auto_version_needs_the_cluster(tmp_path):
+    manifest = write(tmp_path / "backup.yaml", backup_doc("bi1", "bi1"))
+    result = run_cli("validate", str(manifest), "--longhorn-version", "auto")
+    assert result.returncode == 2
+    assert "--longhorn-version auto reads the cluster's CRDs: add --cluster" in result.stderr
+
+
+def test_an_unreadable_cluster_is_an_error_not_a_pass(tmp_path):
+    manifest = write(tmp_path / "backup.yaml", backup_doc("bi1", "bi1"))
+    result = run_cli("validate", str(manifest), "--cluster", "--kubeconfig", str(tmp_path / "no"))
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+    assert result.stdout == ""

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+import pytest
+
+from longhorn_bi.engine.locks import LockTimings
+from tests.store.s3_server import moto_endpoint, s3_bucket
+
+__all__ = ["moto_endpoint", "s3_bucket"]  # fixtures shared by the store tests
+
+
+@pytest.fixture
+def fast_locks() -> LockTimings:
+    """Longhorn's lock protocol with short waits, so that tests stay quick."""
+    return LockTimings(check_wait=0.05, check_interval=0.1, max_wait=3.0)
