@@ -12,7 +12,17 @@ from tests.plugin_cluster.conftest import Cluster, backup
 from tests.support import VENV_BIN, run_cli
 
 COMPLETE = VENV_BIN / "kubectl_complete-longhorn_bi"
-COMMANDS = ["backup", "checksum", "completion", "describe", "list", "restore", "rules", "store", "validate"]
+COMMANDS = [
+    "backup",
+    "checksum",
+    "completion",
+    "describe",
+    "list",
+    "restore",
+    "rules",
+    "store",
+    "validate",
+]
 
 
 def complete(*words: str) -> list[str]:

@@ -112,7 +112,7 @@ async def test_410_gone_lists_again(fake_kube: FakeKubeServer, fake_kubeconfig: 
     fake_kube.put(image("parrot"))
     async with running(fake_kubeconfig, metrics=metrics) as cache:
         await cache.wait_synced()
-        fake_kube.wait_for_watchers(3)
+        await asyncio.to_thread(fake_kube.wait_for_watchers, 3)  # off the loop
         caches = by_plural(cache)
         # A change the backingimages watch does not see moves the server past its version;
         # after compaction that version is gone, so its next watch gets 410.
@@ -164,7 +164,7 @@ async def test_dropped_watches_resume_without_listing(
     async with running(fake_kubeconfig) as cache:
         await cache.wait_synced()
         for round_ in range(3):
-            fake_kube.wait_for_watchers(3)
+            await asyncio.to_thread(fake_kube.wait_for_watchers, 3)  # off the loop
             fake_kube.drop_watches()
             name = f"img-{round_}"
             fake_kube.put(image(name))
