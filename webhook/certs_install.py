@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from longhorn_bi.engine.errors import ClusterError
 from longhorn_bi.webhook.certs import CA_FILE, CERT_FILE, KEY_FILE, CertBundle
+from longhorn_bi.webhook.kube import load_configuration
 
 # A kept certificate must outlive the next upgrade by a wide margin.
 MIN_REMAINING = dt.timedelta(days=30)
@@ -22,24 +23,8 @@ MIN_REMAINING = dt.timedelta(days=30)
 
 def _api_client(kubeconfig: Path | None) -> Any:
     from kubernetes import client
-    from kubernetes import config as kube_config
-    from kubernetes.config.config_exception import ConfigException
 
-    config: Any = kube_config
-    cfg: Any = client.Configuration()
-    try:
-        if kubeconfig is not None:
-            config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
-        else:
-            try:
-                config.load_incluster_config(client_configuration=cfg)
-            except ConfigException:
-                config.load_kube_config(client_configuration=cfg)
-    except (ConfigException, OSError, ValueError, TypeError) as exc:
-        raise ClusterError(
-            f"cannot read the kubeconfig: {exc}", hint="give --kubeconfig or run in a pod"
-        ) from exc
-    return client.ApiClient(cfg)
+    return client.ApiClient(load_configuration(kubeconfig))
 
 
 def _usable(data: dict[str, str], dns_name: str) -> CertBundle | None:

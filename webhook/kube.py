@@ -76,10 +76,9 @@ def bearer_token(api_key: Mapping[str, Any], prefixes: Mapping[str, Any]) -> str
     return ""
 
 
-def load_auth(kubeconfig: Path | None) -> KubeAuth:
-    """Host, CA, client certificate and token of the kubeconfig, or of the in-cluster
-    service account when none is given and the process runs in a pod. Blocking: call it
-    before the server starts or in a thread."""
+def load_configuration(kubeconfig: Path | None) -> Any:
+    """The kubernetes client's Configuration of the kubeconfig, or of the in-cluster service
+    account when none is given and the process runs in a pod. Blocking."""
     from kubernetes import client
     from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
@@ -100,6 +99,14 @@ def load_auth(kubeconfig: Path | None) -> KubeAuth:
             f"cannot read {where}: {exc}",
             hint="give --kubeconfig, or run in a pod with a service account",
         ) from exc
+    return cfg
+
+
+def load_auth(kubeconfig: Path | None) -> KubeAuth:
+    """Host, CA, client certificate and token of the kubeconfig, or of the in-cluster
+    service account when none is given and the process runs in a pod. Blocking: call it
+    before the server starts or in a thread."""
+    cfg = load_configuration(kubeconfig)
 
     def token_of(c: Any) -> str:
         return bearer_token(c.api_key or {}, c.api_key_prefix or {})
