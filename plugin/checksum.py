@@ -8,19 +8,12 @@ import os
 import click
 
 from longhorn_bi.plugin.progress import progress_bar
+from longhorn_bi.plugin.store import OUTPUT
 
 
 @click.command()
 @click.argument("source")
-@click.option(
-    "-o",
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@OUTPUT
 def checksum(source: str, fmt: str) -> None:
     """Streaming SHA-512 of a file or an http(s):// URL (for spec.checksum)."""
     from longhorn_bi.engine.checksum import sha512_of
