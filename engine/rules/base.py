@@ -69,6 +69,10 @@ class RuleContext:
     longhorn_namespace: str = LONGHORN_NAMESPACE
 
 
+_UNSET = object()
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 class Manifest:
     """Typed, forgiving access to one object: a getter returns None for a wrong type.
 
@@ -76,21 +80,25 @@ class Manifest:
     stay silent instead of reporting the same mistake again.
     """
 
-    __slots__ = ("_params", "obj")
+    __slots__ = ("_params", "_source_type", "obj")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
         self._params: Mapping[str, str] | None = None
+        self._source_type: str | None | object = _UNSET
 
     def get(self, path: Path) -> Any:
         node: Any = self.obj
         for part in path:
-            if isinstance(part, int):
+            # A str key into a dict first: the webhook runs this some twenty times per
+            # review, and isinstance against the Mapping ABC costs several times more.
+            if type(part) is str and type(node) is dict:
+                if part not in node:
+                    return None
+            elif isinstance(part, int):
                 if not isinstance(node, list) or part >= len(node):
                     return None
-            # `type(node) is dict` first: the webhook runs this per review, and the ABC
-            # check costs several times more than the dict test that nearly always holds.
-            elif not (type(node) is dict or isinstance(node, Mapping)) or part not in node:
+            elif not isinstance(node, Mapping) or part not in node:
                 return None
             node = node[part]
         return node
@@ -105,7 +113,7 @@ class Manifest:
 
     def mapping(self, path: Path) -> Mapping[str, Any]:
         value = self.get(path)
-        return value if isinstance(value, Mapping) else {}
+        return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
     @property
     def kind(self) -> str:
@@ -121,7 +129,10 @@ class Manifest:
 
     @property
     def source_type(self) -> str | None:
-        return self.text(("spec", "sourceType"))
+        """Read once per object: most BackingImage rules start with it."""
+        if self._source_type is _UNSET:
+            self._source_type = self.text(("spec", "sourceType"))
+        return self._source_type  # type: ignore[return-value]
 
     @property
     def source_parameters(self) -> Mapping[str, str]:
@@ -152,6 +163,9 @@ class Rule:
     title: str
     doc: str
     check: Check = field(repr=False)
+    # The spec.sourceType values the rule can say something about; None: any. `evaluate`
+    # skips the rule for other source types (its check stays silent for them anyway).
+    sources: frozenset[str] | None = None
 
     def run(self, manifest: Manifest, ctx: RuleContext) -> Iterator[Violation]:
         for finding in self.check(manifest, ctx):
@@ -164,15 +178,23 @@ RULES: list[Rule] = []
 
 
 def rule(
-    rule_id: str, name: str, severity: Severity, kinds: set[str], title: str
+    rule_id: str,
+    name: str,
+    severity: Severity,
+    kinds: set[str],
+    title: str,
+    *,
+    sources: set[str] | None = None,
 ) -> Callable[[Check], Check]:
-    """Register a check; its docstring is the rule's documentation."""
+    """Register a check; its docstring is the rule's documentation. `sources`: the source
+    types it applies to, when it applies to only some (its check must be silent for others)."""
 
     def register(check: Check) -> Check:
         if any(existing.id == rule_id for existing in RULES):
             raise ValueError(f"duplicate rule id {rule_id}")
         doc = " ".join((check.__doc__ or "").split())
-        RULES.append(Rule(rule_id, name, severity, frozenset(kinds), title, doc, check))
+        only = frozenset(sources) if sources is not None else None
+        RULES.append(Rule(rule_id, name, severity, frozenset(kinds), title, doc, check, only))
         return check
 
     return register

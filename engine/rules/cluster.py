@@ -16,6 +16,7 @@ from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severi
 BI = {"BackingImage"}
 BBI = {"BackupBackingImage"}
 PARAMS = ("spec", "sourceParameters")
+RESTORE = {"restore"}
 
 
 def _absent_severity(ctx: RuleContext) -> Severity:
@@ -133,6 +134,7 @@ def _restore_url(m: Manifest) -> tuple[str, str, BackupTarget] | None:
     Severity.ERROR,
     BI,
     "backup-url is on a configured target",
+    sources=RESTORE,
 )
 def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The store in `backup-url` must be a configured backup target (and the one named by
@@ -176,7 +178,12 @@ def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 @rule(
-    "LHB405", "restore-checksum-agrees", Severity.WARNING, BI, "checksum agrees with the backup's"
+    "LHB405",
+    "restore-checksum-agrees",
+    Severity.WARNING,
+    BI,
+    "checksum agrees with the backup's",
+    sources=RESTORE,
 )
 def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """When the backup's checksum is known (status.checksum of its BackupBackingImage), a
