@@ -90,7 +90,9 @@ def main() -> None:
 
         profiler = cProfile.Profile()
         profiler.runcall(_us_per_call, validate, allowed, args.iterations)
-        pstats.Stats(profiler).sort_stats(*(sys.argv[sys.argv.index("--sort") + 1],) if "--sort" in sys.argv else ("tottime",)).print_stats(45)
+        pstats.Stats(profiler).sort_stats(
+            *(sys.argv[sys.argv.index("--sort") + 1],) if "--sort" in sys.argv else ("tottime",)
+        ).print_stats(45)
         return
 
     cases = (("ceiling", ceiling_handler, allowed), ("webhook", validate, allowed))

@@ -27,12 +27,14 @@ from longhorn_bi.webhook.review import (
     MalformedReview,
     decide,
     parse_review,
-    response_body,
+    response_json,
 )
 
 VALIDATE_PATH = "/validate"
 # An UPDATE carries the object twice and etcd caps an object at 1.5 MiB.
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+JSON = "application/json"
 
 Background = Callable[[], Coroutine[Any, Any, None]]
 
@@ -50,12 +52,16 @@ LOGGER = web.AppKey("logger", logging.Logger)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 
 
+# One encoder for every answer: json.dumps with arguments builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
-        status=status,
-        content_type="application/json",
-    )
+    return web.Response(body=_encode(body).encode(), status=status, content_type=JSON)
+
+
+def _answer_response(answer: AdmissionResponse) -> web.Response:
+    return web.Response(body=response_json(answer), content_type=JSON)
 
 
 def _bad_request(app: web.Application, reason: str, uid: str = "") -> web.Response:
@@ -134,8 +140,8 @@ async def _validate(request: web.Request) -> web.Response:
             warnings=("longhorn-bi: internal error; the object was not checked",),
         )
         app[METRICS].observe_review(review.kind, review.operation, "error", started)
-        return _json(response_body(answer))
-    response = _json(response_body(answer))
+        return _answer_response(answer)
+    response = _answer_response(answer)
     app[METRICS].observe_review(review.kind, review.operation, answer.verdict, started)
     log = app[LOGGER]
     level = logging.INFO if answer.verdict != "allowed" else logging.DEBUG

@@ -69,7 +69,6 @@ class RuleContext:
     longhorn_namespace: str = LONGHORN_NAMESPACE
 
 
-_UNSET = object()
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -85,7 +84,9 @@ class Manifest:
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
         self._params: Mapping[str, str] | None = None
-        self._source_type: str | None | object = _UNSET
+        # Read up front: evaluate picks the rules by it, and most BackingImage rules start
+        # with it.
+        self._source_type = self.text(("spec", "sourceType"))
 
     def get(self, path: Path) -> Any:
         node: Any = self.obj
@@ -129,10 +130,7 @@ class Manifest:
 
     @property
     def source_type(self) -> str | None:
-        """Read once per object: most BackingImage rules start with it."""
-        if self._source_type is _UNSET:
-            self._source_type = self.text(("spec", "sourceType"))
-        return self._source_type  # type: ignore[return-value]
+        return self._source_type
 
     @property
     def source_parameters(self) -> Mapping[str, str]:

@@ -130,6 +130,10 @@ def _type_fix(expected: str, value: Any) -> str:
     return f"make it {_TYPE_NAMES.get(expected, expected)}"
 
 
+# The Python type that certainly has each YAML type (bool is not int here: type() is exact).
+_EXACT: dict[str, type] = {STRING: str, BOOLEAN: bool, INTEGER: int, MAP: dict, LIST: list}
+
+
 @dataclass(frozen=True, slots=True)
 class _TypeNode:
     """One level of a kind's field-type table as a tree: the type expected here (if any),
@@ -138,6 +142,8 @@ class _TypeNode:
     expected: str | None
     children: Mapping[str, _TypeNode]
     other: _TypeNode | None
+    exact: type | None  # a value of exactly this type is right without a closer look
+    leaf: bool  # nothing below is typed
 
 
 def _type_tree(table: Mapping[tuple[str, ...], str], prefix: tuple[str, ...]) -> _TypeNode:
@@ -146,16 +152,18 @@ def _type_tree(table: Mapping[tuple[str, ...], str], prefix: tuple[str, ...]) ->
     }
     children = {name: _type_tree(table, (*prefix, name)) for name in names - {"*"}}
     other = _type_tree(table, (*prefix, "*")) if "*" in names else None
-    return _TypeNode(table.get(prefix), children, other)
+    expected = table.get(prefix)
+    exact = _EXACT.get(expected) if expected is not None else None
+    return _TypeNode(expected, children, other, exact, not children and other is None)
 
 
 def _walk_types(
     value: Any, path: tuple[str | int, ...], node: _TypeNode, out: list[Finding]
 ) -> None:
-    # A tree walk that appends: only fields with a type below them are visited, and no
-    # recursive generators (the webhook runs this on every review).
+    # A tree walk that appends: only fields with a type below them are visited, and leaves
+    # of the right type are passed over without a call (the webhook runs this per review).
     expected = node.expected
-    if expected is not None and value is not None:
+    if expected is not None and value is not None and type(value) is not node.exact:
         actual = _yaml_type(value)
         if actual != expected:
             shown = f" ({value!r})" if actual not in {MAP, LIST} else ""
@@ -173,11 +181,16 @@ def _walk_types(
         for key, child in value.items():
             if isinstance(key, str):
                 below = children.get(key, other)
-                if below is not None:
+                # A right-typed (or null) leaf has nothing to report: no call for it.
+                if below is not None and not (
+                    below.leaf and (child is None or type(child) is below.exact)
+                ):
                     _walk_types(child, (*path, key), below, out)
     elif isinstance(value, list) and node.other is not None:
+        other = node.other
         for index, child in enumerate(value):
-            _walk_types(child, (*path, index), node.other, out)
+            if not (other.leaf and (child is None or type(child) is other.exact)):
+                _walk_types(child, (*path, index), other, out)
 
 
 def _type_root(kind: str) -> _TypeNode:
