@@ -192,8 +192,12 @@ def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
     if _being_deleted(obj):
         return AdmissionResponse(request.uid, True)
     violations = evaluate(with_request_identity(obj, request), ctx)
+    if not violations:
+        return AdmissionResponse(request.uid, True)
     existing: set[tuple[str, str]] = set()
-    if request.operation == "UPDATE" and request.old_object is not None:
+    # The stored object matters only to tell old errors from new ones: none, no need.
+    has_errors = any(v.severity is Severity.ERROR for v in violations)
+    if has_errors and request.operation == "UPDATE" and request.old_object is not None:
         old = with_request_identity(request.old_object, request)
         existing = {_key(v) for v in evaluate(old, ctx) if v.severity is Severity.ERROR}
     errors = [v for v in violations if v.severity is Severity.ERROR and _key(v) not in existing]

@@ -73,7 +73,7 @@ def _sort_key(v: Violation) -> tuple[int, str, str]:
 
 def evaluate(obj: Mapping[str, Any], ctx: RuleContext | None = None) -> list[Violation]:
     """Every violation of `obj`, errors first, then by field path."""
-    if not isinstance(obj, Mapping) or is_longhorn_owned(obj):
+    if not (type(obj) is dict or isinstance(obj, Mapping)) or is_longhorn_owned(obj):
         return []
     ctx = ctx or RuleContext()
     manifest = Manifest(obj)

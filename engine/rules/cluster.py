@@ -193,13 +193,15 @@ def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Fin
     if restore is None or not checksum or ctx.facts.backups is None:
         return
     url, image, wanted = restore
-    targets = {t.name: _parsed(t) for t in ctx.facts.backup_targets or ()}
     for backup in ctx.facts.backups_of(image):
         if not backup.checksum:
             continue
-        target = targets.get(backup.target_name)
-        same = backup.url == url or (target is not None and target.same_store(wanted))
-        if same and backup.checksum != checksum:
+        if backup.url != url:  # the same backup URL needs no look at the target
+            fact = ctx.facts.target(backup.target_name)
+            target = _parsed(fact) if fact is not None else None
+            if target is None or not target.same_store(wanted):
+                continue
+        if backup.checksum != checksum:
             yield Finding(
                 ("spec", "checksum"),
                 f"checksum differs from the one recorded for backup {backup.name!r} "
