@@ -129,10 +129,11 @@ def parse_review(body: Any) -> AdmissionRequest:
         old_object=_object(request.get("oldObject"), "request.oldObject"),
         dry_run=dry_run,
     )
-    if parsed.checked and parsed.object is None:
-        raise MalformedReview(f"request.object is required for {operation}")
-    if parsed.checked and operation == "UPDATE" and parsed.old_object is None:
-        raise MalformedReview("request.oldObject is required for UPDATE")
+    if parsed.checked:
+        if parsed.object is None:
+            raise MalformedReview(f"request.object is required for {operation}")
+        if operation == "UPDATE" and parsed.old_object is None:
+            raise MalformedReview("request.oldObject is required for UPDATE")
     return parsed
 
 

@@ -79,13 +79,13 @@ class Manifest:
     stay silent instead of reporting the same mistake again.
     """
 
-    __slots__ = ("_params", "_source_type", "obj")
+    __slots__ = ("_kind", "_params", "_source_type", "obj")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
         self._params: Mapping[str, str] | None = None
-        # Read up front: evaluate picks the rules by it, and most BackingImage rules start
-        # with it.
+        # Read up front: evaluate picks the rules by these, and many rules read them again.
+        self._kind = self.text(("kind",)) or ""
         self._source_type = self.text(("spec", "sourceType"))
 
     def get(self, path: Path) -> Any:
@@ -106,11 +106,11 @@ class Manifest:
 
     def has(self, path: Path) -> bool:
         parent = self.get(path[:-1]) if len(path) > 1 else self.obj
-        return isinstance(parent, Mapping) and path[-1] in parent
+        return (type(parent) is dict or isinstance(parent, Mapping)) and path[-1] in parent
 
     def text(self, path: Path) -> str | None:
         value = self.get(path)
-        return value if isinstance(value, str) else None
+        return value if type(value) is str or isinstance(value, str) else None
 
     def mapping(self, path: Path) -> Mapping[str, Any]:
         value = self.get(path)
@@ -118,7 +118,7 @@ class Manifest:
 
     @property
     def kind(self) -> str:
-        return self.text(("kind",)) or ""
+        return self._kind
 
     @property
     def name(self) -> str:
