@@ -151,6 +151,7 @@ class _TypeNode:
     other: _TypeNode | None
     exact: type | None  # a value of exactly this type is right without a closer look
     leaf: bool  # nothing below is typed
+    flat: type | None  # a map whose every value should be exactly this leaf type
 
 
 def _type_tree(table: Mapping[tuple[str, ...], str], prefix: tuple[str, ...]) -> _TypeNode:
@@ -161,7 +162,12 @@ def _type_tree(table: Mapping[tuple[str, ...], str], prefix: tuple[str, ...]) ->
     other = _type_tree(table, (*prefix, "*")) if "*" in names else None
     expected = table.get(prefix)
     exact = _EXACT.get(expected) if expected is not None else None
-    return _TypeNode(expected, children, other, exact, not children and other is None)
+    flat = (
+        other.exact
+        if expected == MAP and not children and other is not None and other.leaf
+        else None
+    )
+    return _TypeNode(expected, children, other, exact, not children and other is None, flat)
 
 
 def _walk_types(
@@ -186,13 +192,24 @@ def _walk_types(
     if type(value) is dict or isinstance(value, Mapping):
         children, other = node.children, node.other
         for key, child in value.items():
-            if isinstance(key, str):
-                below = children.get(key, other)
-                # A right-typed (or null) leaf has nothing to report: no call for it.
-                if below is not None and not (
-                    below.leaf and (child is None or type(child) is below.exact)
-                ):
-                    _walk_types(child, (*path, key), below, out)
+            if not isinstance(key, str):
+                continue
+            below = children.get(key, other)
+            if below is None:
+                continue
+            # Nothing to report, so no call: a right-typed (or null) leaf, or a map of
+            # right-typed leaves (labels, annotations, sourceParameters).
+            if below.leaf:
+                if child is None or type(child) is below.exact:
+                    continue
+            elif below.flat is not None and type(child) is dict:
+                flat = below.flat
+                for item in child.values():
+                    if item is not None and type(item) is not flat:
+                        break
+                else:
+                    continue
+            _walk_types(child, (*path, key), below, out)
     elif isinstance(value, list) and node.other is not None:
         other = node.other
         for index, child in enumerate(value):
