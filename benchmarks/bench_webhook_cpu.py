@@ -95,8 +95,11 @@ def main() -> None:
         ).print_stats(45)
         return
 
-    cases = (("ceiling", ceiling_handler, allowed), ("webhook", validate, allowed))
-    cases += (("webhook_denied", validate, denied),)
+    cases: list[tuple[str, Handler, _Request]] = [
+        ("ceiling", ceiling_handler, allowed),
+        ("webhook", validate, allowed),
+        ("webhook_denied", validate, denied),
+    ]
     for name, handler, request in cases:
         _us_per_call(handler, request, args.iterations // 5)  # warm up
         rounds = [_us_per_call(handler, request, args.iterations) for _ in range(args.rounds)]

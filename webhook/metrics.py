@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Reviews take well under a millisecond; the API server gives up after timeoutSeconds (5).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
+# The `le` labels prometheus_client writes for these bounds (repr of each float), then +Inf.
+_LE_LABELS = (*(repr(float(bound)) for bound in LATENCY_BUCKETS), "+Inf")
 _OWN_KINDS = frozenset({"BackingImage", "BackupBackingImage"})
 # (resource, seconds since last confirmed current or None before the first sync)
 CacheAges = Callable[[], Iterable[tuple[str, float | None]]]
@@ -76,9 +77,9 @@ class _ReviewStats(Collector):
             reviews.add_metric(list(key), count)
         yield reviews
         cumulative, buckets = 0, []
-        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self.buckets, strict=True):
+        for bound, count in zip(_LE_LABELS, self.buckets, strict=True):
             cumulative += count
-            buckets.append((floatToGoString(bound), cumulative))
+            buckets.append((bound, cumulative))
         yield HistogramMetricFamily(
             "longhorn_bi_webhook_review_duration_seconds",
             "Time to answer one admission review, parse to serialised answer",
