@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate, is_longhorn_owned
 
@@ -27,8 +27,10 @@ class MalformedReview(ValueError):
     """The body is not an AdmissionReview v1 request we can answer."""
 
 
-@dataclass(frozen=True, slots=True)
-class AdmissionRequest:
+class AdmissionRequest(NamedTuple):
+    """The request of one review. A NamedTuple: immutable like a frozen dataclass, and
+    made in a third of the time (one per review)."""
+
     uid: str
     group: str
     version: str
