@@ -35,18 +35,27 @@ _PLAIN_LABEL_KEY = re.compile(
     r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z"
 )
 _PLAIN_LABEL_VALUE = re.compile(r"(?:(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
+_plain_label_key = _PLAIN_LABEL_KEY.match
+_plain_label_value = _PLAIN_LABEL_VALUE.match
 
 
 def plainly_valid_label(key: str, value: object) -> bool:
     """True when `key` is a valid label key and `value` a valid label value (or not a
     string, which is the field-type rule's business). False means: ask the two functions
     below, which say what is wrong, if anything."""
+    # A plain ASCII word (`team`, `storage`) is a valid name and value: no regex for it.
     return (
         len(key) <= 254
-        and _PLAIN_LABEL_KEY.match(key) is not None
+        and (
+            (len(key) <= 63 and key.isalnum() and key.isascii())
+            or _plain_label_key(key) is not None
+        )
         and (
             not isinstance(value, str)
-            or (len(value) <= 63 and _PLAIN_LABEL_VALUE.match(value) is not None)
+            or (
+                len(value) <= 63
+                and ((value.isalnum() and value.isascii()) or _plain_label_value(value) is not None)
+            )
         )
     )
 

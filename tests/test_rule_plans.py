@@ -125,8 +125,24 @@ LABEL_KEYS = [
     "ex..ample/x",
     "ex.-ample/x",
     "é",
+    "²",
+    "Team9",
 ]
-LABEL_VALUES = ["", "images", "v1.2_3", "a" * 63, "a" * 64, "x\n", "-x", "x-", "ü", 5, None]
+LABEL_VALUES: list[object] = [
+    "",
+    "images",
+    "Storage2",
+    "v1.2_3",
+    "a" * 63,
+    "a" * 64,
+    "x\n",
+    "-x",
+    "x-",
+    "ü",
+    "²",
+    5,
+    None,
+]
 
 
 def test_the_plain_label_shortcut_never_passes_a_label_the_full_checks_reject() -> None:
