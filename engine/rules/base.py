@@ -79,14 +79,28 @@ class Manifest:
     stay silent instead of reporting the same mistake again.
     """
 
-    __slots__ = ("_kind", "_params", "_source_type", "obj")
+    __slots__ = ("kind", "obj", "source_parameters", "source_type")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
-        self._params: Mapping[str, str] | None = None
-        # Read up front: evaluate picks the rules by these, and many rules read them again.
-        self._kind = self.text(("kind",)) or ""
-        self._source_type = self.text(("spec", "sourceType"))
+        # Read once, up front, as plain attributes (read-only by convention): evaluate picks
+        # the rules by kind and source type, and the rules read these some twenty times per
+        # object, which as properties cost a call each.
+        self.kind: str = self.text(("kind",)) or ""
+        self.source_type: str | None = self.text(("spec", "sourceType"))
+        # String-valued parameters only, stripped as Longhorn's mutator strips them.
+        params = self.mapping(("spec", "sourceParameters"))
+        self.source_parameters: Mapping[str, str] = (
+            MappingProxyType(
+                {
+                    k: v.strip()
+                    for k, v in params.items()
+                    if isinstance(k, str) and isinstance(v, str)
+                }
+            )
+            if params
+            else _EMPTY
+        )
 
     def get(self, path: Path) -> Any:
         node: Any = self.obj
@@ -117,36 +131,12 @@ class Manifest:
         return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
     @property
-    def kind(self) -> str:
-        return self._kind
-
-    @property
     def name(self) -> str:
         return self.text(("metadata", "name")) or ""
 
     @property
     def namespace(self) -> str | None:
         return self.text(("metadata", "namespace"))
-
-    @property
-    def source_type(self) -> str | None:
-        return self._source_type
-
-    @property
-    def source_parameters(self) -> Mapping[str, str]:
-        """String-valued parameters only, stripped as Longhorn's mutator strips them.
-
-        Built once per object (several rules read it); read-only."""
-        if self._params is None:
-            params = self.mapping(("spec", "sourceParameters"))
-            self._params = MappingProxyType(
-                {
-                    k: v.strip()
-                    for k, v in params.items()
-                    if isinstance(k, str) and isinstance(v, str)
-                }
-            )
-        return self._params
 
 
 Check = Callable[[Manifest, RuleContext], Iterator[Finding]]
