@@ -172,7 +172,7 @@ def _key(v: Violation) -> tuple[str, str]:
 
 def _being_deleted(obj: Mapping[str, Any]) -> bool:
     metadata = obj.get("metadata")
-    return isinstance(metadata, Mapping) and metadata.get("deletionTimestamp") is not None
+    return _is_mapping(metadata) and metadata.get("deletionTimestamp") is not None
 
 
 def deny_message(errors: list[Violation]) -> str:
