@@ -171,7 +171,7 @@ def _key(v: Violation) -> tuple[str, str]:
 
 
 def _being_deleted(obj: Mapping[str, Any]) -> bool:
-    metadata = obj.get("metadata")
+    metadata: Any = obj.get("metadata")
     return _is_mapping(metadata) and metadata.get("deletionTimestamp") is not None
 
 
