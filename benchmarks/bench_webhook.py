@@ -154,6 +154,19 @@ def _cluster_objects() -> list[dict[str, Any]]:
     return objects
 
 
+async def ceiling_handler(request: Any) -> Any:
+    """The ceiling's handler: parse the review, answer a constant allow."""
+    from aiohttp import web
+
+    body = json.loads(await request.read())
+    answer = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": body["request"]["uid"], "allowed": True},
+    }
+    return web.Response(body=json.dumps(answer).encode(), content_type="application/json")
+
+
 def _bare_server(cert: str, key: str) -> None:
     """The ceiling: parse the review, answer a constant allow (same TLS setup)."""
     import asyncio
@@ -162,18 +175,9 @@ def _bare_server(cert: str, key: str) -> None:
 
     from longhorn_bi.webhook.tls import ReloadingTLS
 
-    async def handle(request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
-        answer = {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "response": {"uid": body["request"]["uid"], "allowed": True},
-        }
-        return web.Response(body=json.dumps(answer).encode(), content_type="application/json")
-
     async def run() -> None:
         app = web.Application()
-        app.router.add_post("/validate", handle)
+        app.router.add_post("/validate", ceiling_handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         tls = ReloadingTLS(Path(cert), Path(key))

@@ -41,9 +41,11 @@ class BackupTarget:
     def __str__(self) -> str:
         return self.url
 
-    @property
+    @functools.cached_property
     def canonical(self) -> str:
-        """A form that compares equal for the same store: lower-case scheme, no trailing '/'."""
+        """A form that compares equal for the same store: lower-case scheme, no trailing '/'.
+
+        Cached: parsed targets are themselves cached, and rules compare them per review."""
         path = self.path.rstrip("/") or "/"
         query = "?" + urlencode(sorted(self.query)) if self.query else ""
         return f"{self.scheme}://{self.host}@{self.region}{path}{query}"

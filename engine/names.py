@@ -27,6 +27,39 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+# A whole label key that is certainly valid, in one match: the common case, checked per
+# label on every review. \Z, not $: `$` also matches before a final newline. Keys up to 254
+# characters leave the prefix within its 253; anything this rejects gets the full checks.
+_PLAIN_LABEL_KEY = re.compile(
+    r"(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z"
+)
+_PLAIN_LABEL_VALUE = re.compile(r"(?:(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
+_plain_label_key = _PLAIN_LABEL_KEY.match
+_plain_label_value = _PLAIN_LABEL_VALUE.match
+
+
+def plainly_valid_label(key: str, value: object) -> bool:
+    """True when `key` is a valid label key and `value` a valid label value (or not a
+    string, which is the field-type rule's business). False means: ask the two functions
+    below, which say what is wrong, if anything."""
+    # A plain ASCII word (`team`, `storage`) is a valid name and value: no regex for it.
+    return (
+        len(key) <= 254
+        and (
+            (len(key) <= 63 and key.isalnum() and key.isascii())
+            or _plain_label_key(key) is not None
+        )
+        and (
+            not isinstance(value, str)
+            or (
+                len(value) <= 63
+                and ((value.isalnum() and value.isascii()) or _plain_label_value(value) is not None)
+            )
+        )
+    )
+
+
 def label_key_problem(key: str) -> str | None:
     """Why `key` is not a valid Kubernetes label key, or None."""
     prefix, slash, name = key.rpartition("/")

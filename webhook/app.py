@@ -27,12 +27,14 @@ from longhorn_bi.webhook.review import (
     MalformedReview,
     decide,
     parse_review,
-    response_body,
+    response_json,
 )
 
 VALIDATE_PATH = "/validate"
 # An UPDATE carries the object twice and etcd caps an object at 1.5 MiB.
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+JSON = "application/json"
 
 Background = Callable[[], Coroutine[Any, Any, None]]
 
@@ -43,19 +45,46 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
 
 
+class _Contexts:
+    """The RuleContext of the current version and facts, made when either changes (a facts
+    source hands out the same facts object until the cluster changes), not per review."""
+
+    def __init__(self, source: FactsSource, namespace: str) -> None:
+        self._source = source
+        self._namespace = namespace
+        self._current: RuleContext | None = None
+
+    def current(self) -> RuleContext | None:
+        version = self._source.version
+        if version is None:
+            return None
+        facts = self._source.facts()
+        ctx = self._current
+        if ctx is None or ctx.facts is not facts or ctx.version is not version:
+            ctx = self._current = RuleContext(
+                version=version, facts=facts, longhorn_namespace=self._namespace
+            )
+        return ctx
+
+
 SETTINGS = web.AppKey("settings", Settings)
 FACTS = web.AppKey("facts", FactsSource)
 METRICS = web.AppKey("metrics", Metrics)
 LOGGER = web.AppKey("logger", logging.Logger)
 STOPPING = web.AppKey("stopping", asyncio.Event)
+CONTEXTS = web.AppKey("contexts", _Contexts)
+
+
+# One encoder for every answer: json.dumps with arguments builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
-        status=status,
-        content_type="application/json",
-    )
+    return web.Response(body=_encode(body).encode(), status=status, content_type=JSON)
+
+
+def _answer_response(answer: AdmissionResponse) -> web.Response:
+    return web.Response(body=response_json(answer), content_type=JSON)
 
 
 def _bad_request(app: web.Application, reason: str, uid: str = "") -> web.Response:
@@ -74,18 +103,8 @@ def _bad_request(app: web.Application, reason: str, uid: str = "") -> web.Respon
     )
 
 
-def _context(app: web.Application) -> RuleContext | None:
-    source = app[FACTS]
-    version = source.version
-    if version is None:
-        return None
-    return RuleContext(
-        version=version, facts=source.facts(), longhorn_namespace=app[SETTINGS].longhorn_namespace
-    )
-
-
 def _answer(app: web.Application, request: AdmissionRequest) -> AdmissionResponse:
-    ctx = _context(app)
+    ctx = app[CONTEXTS].current()
     if ctx is None:
         # Only before the first version detection, when /readyz already says no and the
         # Service sends nothing here: letting the object through beats breaking Longhorn.
@@ -98,21 +117,24 @@ def _answer(app: web.Application, request: AdmissionRequest) -> AdmissionRespons
 
 
 async def validate(request: web.Request) -> web.Response:
-    metrics_ = request.app[METRICS]
+    app = request.app
+    metrics_ = app[METRICS]
     metrics_.review_started()
+    started = time.perf_counter()
     try:
-        return await _validate(request)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _bad_request(
+                app, f"the body is larger than {app[SETTINGS].max_body_bytes} bytes"
+            )
+        # The rest never waits: a plain call, not a second coroutine per review.
+        return _review(app, raw, started)
     finally:
         metrics_.review_ended()
 
 
-async def _validate(request: web.Request) -> web.Response:
-    app = request.app
-    started = time.perf_counter()
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _bad_request(app, f"the body is larger than {app[SETTINGS].max_body_bytes} bytes")
+def _review(app: web.Application, raw: bytes, started: float) -> web.Response:
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
@@ -134,11 +156,12 @@ async def _validate(request: web.Request) -> web.Response:
             warnings=("longhorn-bi: internal error; the object was not checked",),
         )
         app[METRICS].observe_review(review.kind, review.operation, "error", started)
-        return _json(response_body(answer))
-    response = _json(response_body(answer))
-    app[METRICS].observe_review(review.kind, review.operation, answer.verdict, started)
+        return _answer_response(answer)
+    response = _answer_response(answer)
+    verdict = answer.verdict
+    app[METRICS].observe_review(review.kind, review.operation, verdict, started)
     log = app[LOGGER]
-    level = logging.INFO if answer.verdict != "allowed" else logging.DEBUG
+    level = logging.INFO if verdict != "allowed" else logging.DEBUG
     if log.isEnabledFor(level):
         log.log(
             level,
@@ -150,7 +173,7 @@ async def _validate(request: web.Request) -> web.Response:
                 "namespace": review.namespace,
                 "object_name": review.name,
                 "dry_run": review.dry_run,
-                "verdict": answer.verdict,
+                "verdict": verdict,
                 "rules": sorted({v.rule for v in answer.violations}),
             },
         )
@@ -191,6 +214,7 @@ def _state(
     app[METRICS] = metrics_
     app[LOGGER] = logger
     app[STOPPING] = stopping
+    app[CONTEXTS] = _Contexts(facts_source, settings.longhorn_namespace)
 
 
 def _background(task_factory: Background) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -304,6 +304,11 @@ class ClusterFactsCache:
 
     def facts(self) -> ClusterFacts:
         """Complete facts once every cache synced; unknown (rules stay silent) before."""
+        built = self._built
+        # Every review asks: answer from the last build while nothing changed. A build
+        # happens only once synced, and new caches count as a change (see run).
+        if built is not None and built[0] == self._generation:
+            return built[1]
         if self._version is None or not self.ready():
             return ClusterFacts()
         if self._built is None or self._built[0] != self._generation:
@@ -343,6 +348,7 @@ class ClusterFactsCache:
             )
             for spec in resources_for(self._version)
         ]
+        self._changed()  # facts built from earlier caches are stale now
         tasks = [asyncio.create_task(c.run(), name=f"watch-{c.spec.plural}") for c in self.caches]
         try:
             await asyncio.gather(*tasks)

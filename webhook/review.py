@@ -7,9 +7,10 @@ allow or deny (the user's mistake: HTTP 200 with `allowed: false`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate, is_longhorn_owned
 
@@ -26,8 +27,10 @@ class MalformedReview(ValueError):
     """The body is not an AdmissionReview v1 request we can answer."""
 
 
-@dataclass(frozen=True)
-class AdmissionRequest:
+class AdmissionRequest(NamedTuple):
+    """The request of one review. A NamedTuple: immutable like a frozen dataclass, and
+    made in a third of the time (one per review)."""
+
     uid: str
     group: str
     version: str
@@ -49,7 +52,7 @@ class AdmissionRequest:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AdmissionResponse:
     uid: str
     allowed: bool
@@ -65,7 +68,15 @@ class AdmissionResponse:
         return "warned" if self.warnings else "allowed"
 
 
+def _is_mapping(value: Any) -> bool:
+    # The dict test first: JSON gives dicts, and the Mapping ABC check costs several times
+    # more (this runs a few times per review).
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _text(value: Any, where: str, *, required: bool = False) -> str:
+    if type(value) is str:
+        return value
     if value is None and not required:
         return ""
     if not isinstance(value, str):
@@ -76,27 +87,27 @@ def _text(value: Any, where: str, *, required: bool = False) -> str:
 def _object(value: Any, where: str) -> Mapping[str, Any] | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         raise MalformedReview(f"{where} must be an object")
-    return value
+    return value  # type: ignore[no-any-return]
 
 
 def parse_review(body: Any) -> AdmissionRequest:
     """The request of an AdmissionReview v1, or MalformedReview naming the bad field."""
-    if not isinstance(body, Mapping):
+    if not _is_mapping(body):
         raise MalformedReview("the body must be a JSON object (an AdmissionReview)")
     if body.get("apiVersion") != API_VERSION or body.get("kind") != KIND:
         raise MalformedReview(
             f"apiVersion/kind must be {API_VERSION}/{KIND}; set admissionReviewVersions: [v1]"
         )
     request = body.get("request")
-    if not isinstance(request, Mapping):
+    if not _is_mapping(request):
         raise MalformedReview("request is missing or not an object")
     uid = _text(request.get("uid"), "request.uid", required=True)
     if not uid:
         raise MalformedReview("request.uid is empty")
     kind = request.get("kind")
-    if not isinstance(kind, Mapping):
+    if not _is_mapping(kind):
         raise MalformedReview("request.kind must be an object with group, version and kind")
     operation = _text(request.get("operation"), "request.operation", required=True)
     if operation not in OPERATIONS:
@@ -120,19 +131,27 @@ def parse_review(body: Any) -> AdmissionRequest:
         old_object=_object(request.get("oldObject"), "request.oldObject"),
         dry_run=dry_run,
     )
-    if parsed.checked and parsed.object is None:
-        raise MalformedReview(f"request.object is required for {operation}")
-    if parsed.checked and operation == "UPDATE" and parsed.old_object is None:
-        raise MalformedReview("request.oldObject is required for UPDATE")
+    if parsed.checked:
+        if parsed.object is None:
+            raise MalformedReview(f"request.object is required for {operation}")
+        if operation == "UPDATE" and parsed.old_object is None:
+            raise MalformedReview("request.oldObject is required for UPDATE")
     return parsed
 
 
-def with_request_identity(obj: Mapping[str, Any], request: AdmissionRequest) -> dict[str, Any]:
+def with_request_identity(obj: Mapping[str, Any], request: AdmissionRequest) -> Mapping[str, Any]:
     """The object with metadata.namespace (and name) filled from the request when missing.
 
     The API server sets the namespace of a namespaced object from the request URL, and the
     object in a review may lack it (`kubectl apply -n`); the request carries it.
     """
+    metadata = obj.get("metadata")
+    if (
+        type(metadata) is dict
+        and (not request.namespace or "namespace" in metadata)
+        and (not request.name or "name" in metadata)
+    ):
+        return obj  # nothing to fill, so no copy: the usual case
     out = dict(obj)
     metadata = out.get("metadata")
     if metadata is None:
@@ -152,8 +171,8 @@ def _key(v: Violation) -> tuple[str, str]:
 
 
 def _being_deleted(obj: Mapping[str, Any]) -> bool:
-    metadata = obj.get("metadata")
-    return isinstance(metadata, Mapping) and metadata.get("deletionTimestamp") is not None
+    metadata: Any = obj.get("metadata")
+    return _is_mapping(metadata) and metadata.get("deletionTimestamp") is not None
 
 
 def deny_message(errors: list[Violation]) -> str:
@@ -176,8 +195,12 @@ def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
     if _being_deleted(obj):
         return AdmissionResponse(request.uid, True)
     violations = evaluate(with_request_identity(obj, request), ctx)
+    if not violations:
+        return AdmissionResponse(request.uid, True)
     existing: set[tuple[str, str]] = set()
-    if request.operation == "UPDATE" and request.old_object is not None:
+    # The stored object matters only to tell old errors from new ones: none, no need.
+    has_errors = any(v.severity is Severity.ERROR for v in violations)
+    if has_errors and request.operation == "UPDATE" and request.old_object is not None:
         old = with_request_identity(request.old_object, request)
         existing = {_key(v) for v in evaluate(old, ctx) if v.severity is Severity.ERROR}
     errors = [v for v in violations if v.severity is Severity.ERROR and _key(v) not in existing]
@@ -192,6 +215,19 @@ def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
             request.uid, False, deny_message(errors), tuple(warnings), tuple(violations)
         )
     return AdmissionResponse(request.uid, True, "", tuple(warnings), tuple(violations))
+
+
+# The answer to nearly every review, an allow without warnings, differs only in its uid.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_ALLOW_HEAD = f'{{"apiVersion":"{API_VERSION}","kind":"{KIND}","response":{{"uid":'.encode()
+_ALLOW_TAIL = b',"allowed":true}}'
+
+
+def response_json(response: AdmissionResponse) -> bytes:
+    """`response_body` as compact UTF-8 JSON; a plain allow without building the dicts."""
+    if response.allowed and not response.warnings:
+        return _ALLOW_HEAD + _encode(response.uid).encode() + _ALLOW_TAIL
+    return _encode(response_body(response)).encode()
 
 
 def response_body(response: AdmissionResponse) -> dict[str, Any]:

@@ -38,7 +38,14 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
-@rule("LHB102", "source-parameters-known", Severity.WARNING, BI, "sourceParameters keys are known")
+@rule(
+    "LHB102",
+    "source-parameters-known",
+    Severity.WARNING,
+    BI,
+    "sourceParameters keys are known",
+    sources=set(SOURCE_PARAMETERS),
+)
 def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn ignores sourceParameters it does not know for the source type: a misspelt
     key (`backup_url`) is silently dropped."""
@@ -93,7 +100,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@rule("LHB104", "download-url", Severity.ERROR, BI, "a download has an http(s) URL off loopback")
+@rule(
+    "LHB104",
+    "download-url",
+    Severity.ERROR,
+    BI,
+    "a download has an http(s) URL off loopback",
+    sources={"download"},
+)
 def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A download BackingImage needs `sourceParameters.url`, an http or https URL that is
     not a loopback address (the pod that downloads is not the machine you typed it on)."""
@@ -130,7 +144,14 @@ def check_min_copies(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 ENCRYPTIONS = ("encrypt", "decrypt", "ignore")
 
 
-@rule("LHB106", "clone-parameters", Severity.ERROR, BI, "a clone names its source and encryption")
+@rule(
+    "LHB106",
+    "clone-parameters",
+    Severity.ERROR,
+    BI,
+    "a clone names its source and encryption",
+    sources={"clone"},
+)
 def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A clone needs `backing-image` (the source's name); `encryption` is encrypt, decrypt or
     ignore (the default), and encrypt or decrypt need `spec.secret` and `spec.secretNamespace`."""
@@ -164,7 +185,14 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 EXPORT_TYPES = ("raw", "qcow2")
 
 
-@rule("LHB107", "export-parameters", Severity.ERROR, BI, "an export names its volume and format")
+@rule(
+    "LHB107",
+    "export-parameters",
+    Severity.ERROR,
+    BI,
+    "an export names its volume and format",
+    sources={"export-from-volume"},
+)
 def check_export(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """export-from-volume needs `volume-name`; `export-type` is raw (the default) or qcow2."""
     if m.source_type != "export-from-volume":

@@ -69,6 +69,9 @@ class RuleContext:
     longhorn_namespace: str = LONGHORN_NAMESPACE
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 class Manifest:
     """Typed, forgiving access to one object: a getter returns None for a wrong type.
 
@@ -76,40 +79,56 @@ class Manifest:
     stay silent instead of reporting the same mistake again.
     """
 
-    __slots__ = ("_params", "obj")
+    __slots__ = ("kind", "obj", "source_parameters", "source_type")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
-        self._params: Mapping[str, str] | None = None
+        # Read once, up front, as plain attributes (read-only by convention): evaluate picks
+        # the rules by kind and source type, and the rules read these some twenty times per
+        # object, which as properties cost a call each.
+        self.kind: str = self.text(("kind",)) or ""
+        self.source_type: str | None = self.text(("spec", "sourceType"))
+        # String-valued parameters only, stripped as Longhorn's mutator strips them.
+        params = self.mapping(("spec", "sourceParameters"))
+        self.source_parameters: Mapping[str, str] = (
+            MappingProxyType(
+                {
+                    k: v.strip()
+                    for k, v in params.items()
+                    if isinstance(k, str) and isinstance(v, str)
+                }
+            )
+            if params
+            else _EMPTY
+        )
 
     def get(self, path: Path) -> Any:
         node: Any = self.obj
         for part in path:
-            if isinstance(part, int):
+            # A str key into a dict first: the webhook runs this some twenty times per
+            # review, and isinstance against the Mapping ABC costs several times more.
+            if type(part) is str and type(node) is dict:
+                if part not in node:
+                    return None
+            elif isinstance(part, int):
                 if not isinstance(node, list) or part >= len(node):
                     return None
-            # `type(node) is dict` first: the webhook runs this per review, and the ABC
-            # check costs several times more than the dict test that nearly always holds.
-            elif not (type(node) is dict or isinstance(node, Mapping)) or part not in node:
+            elif not isinstance(node, Mapping) or part not in node:
                 return None
             node = node[part]
         return node
 
     def has(self, path: Path) -> bool:
         parent = self.get(path[:-1]) if len(path) > 1 else self.obj
-        return isinstance(parent, Mapping) and path[-1] in parent
+        return (type(parent) is dict or isinstance(parent, Mapping)) and path[-1] in parent
 
     def text(self, path: Path) -> str | None:
         value = self.get(path)
-        return value if isinstance(value, str) else None
+        return value if type(value) is str or isinstance(value, str) else None
 
     def mapping(self, path: Path) -> Mapping[str, Any]:
         value = self.get(path)
-        return value if isinstance(value, Mapping) else {}
-
-    @property
-    def kind(self) -> str:
-        return self.text(("kind",)) or ""
+        return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
     @property
     def name(self) -> str:
@@ -118,26 +137,6 @@ class Manifest:
     @property
     def namespace(self) -> str | None:
         return self.text(("metadata", "namespace"))
-
-    @property
-    def source_type(self) -> str | None:
-        return self.text(("spec", "sourceType"))
-
-    @property
-    def source_parameters(self) -> Mapping[str, str]:
-        """String-valued parameters only, stripped as Longhorn's mutator strips them.
-
-        Built once per object (several rules read it); read-only."""
-        if self._params is None:
-            params = self.mapping(("spec", "sourceParameters"))
-            self._params = MappingProxyType(
-                {
-                    k: v.strip()
-                    for k, v in params.items()
-                    if isinstance(k, str) and isinstance(v, str)
-                }
-            )
-        return self._params
 
 
 Check = Callable[[Manifest, RuleContext], Iterator[Finding]]
@@ -152,6 +151,9 @@ class Rule:
     title: str
     doc: str
     check: Check = field(repr=False)
+    # The spec.sourceType values the rule can say something about; None: any. `evaluate`
+    # skips the rule for other source types (its check stays silent for them anyway).
+    sources: frozenset[str] | None = None
 
     def run(self, manifest: Manifest, ctx: RuleContext) -> Iterator[Violation]:
         for finding in self.check(manifest, ctx):
@@ -164,15 +166,23 @@ RULES: list[Rule] = []
 
 
 def rule(
-    rule_id: str, name: str, severity: Severity, kinds: set[str], title: str
+    rule_id: str,
+    name: str,
+    severity: Severity,
+    kinds: set[str],
+    title: str,
+    *,
+    sources: set[str] | None = None,
 ) -> Callable[[Check], Check]:
-    """Register a check; its docstring is the rule's documentation."""
+    """Register a check; its docstring is the rule's documentation. `sources`: the source
+    types it applies to, when it applies to only some (its check must be silent for others)."""
 
     def register(check: Check) -> Check:
         if any(existing.id == rule_id for existing in RULES):
             raise ValueError(f"duplicate rule id {rule_id}")
         doc = " ".join((check.__doc__ or "").split())
-        RULES.append(Rule(rule_id, name, severity, frozenset(kinds), title, doc, check))
+        only = frozenset(sources) if sources is not None else None
+        RULES.append(Rule(rule_id, name, severity, frozenset(kinds), title, doc, check, only))
         return check
 
     return register

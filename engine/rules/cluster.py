@@ -16,6 +16,7 @@ from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severi
 BI = {"BackingImage"}
 BBI = {"BackupBackingImage"}
 PARAMS = ("spec", "sourceParameters")
+RESTORE = {"restore"}
 
 
 def _absent_severity(ctx: RuleContext) -> Severity:
@@ -133,6 +134,7 @@ def _restore_url(m: Manifest) -> tuple[str, str, BackupTarget] | None:
     Severity.ERROR,
     BI,
     "backup-url is on a configured target",
+    sources=RESTORE,
 )
 def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The store in `backup-url` must be a configured backup target (and the one named by
@@ -176,7 +178,12 @@ def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 @rule(
-    "LHB405", "restore-checksum-agrees", Severity.WARNING, BI, "checksum agrees with the backup's"
+    "LHB405",
+    "restore-checksum-agrees",
+    Severity.WARNING,
+    BI,
+    "checksum agrees with the backup's",
+    sources=RESTORE,
 )
 def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """When the backup's checksum is known (status.checksum of its BackupBackingImage), a
@@ -186,13 +193,15 @@ def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Fin
     if restore is None or not checksum or ctx.facts.backups is None:
         return
     url, image, wanted = restore
-    targets = {t.name: _parsed(t) for t in ctx.facts.backup_targets or ()}
     for backup in ctx.facts.backups_of(image):
         if not backup.checksum:
             continue
-        target = targets.get(backup.target_name)
-        same = backup.url == url or (target is not None and target.same_store(wanted))
-        if same and backup.checksum != checksum:
+        if backup.url != url:  # the same backup URL needs no look at the target
+            fact = ctx.facts.target(backup.target_name)
+            target = _parsed(fact) if fact is not None else None
+            if target is None or not target.same_store(wanted):
+                continue
+        if backup.checksum != checksum:
             yield Finding(
                 ("spec", "checksum"),
                 f"checksum differs from the one recorded for backup {backup.name!r} "

@@ -6,7 +6,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from longhorn_bi.engine.names import label_key_problem, label_value_problem, name_problem
+from longhorn_bi.engine.names import (
+    label_key_problem,
+    label_value_problem,
+    name_problem,
+    plainly_valid_label,
+)
 from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
 from longhorn_bi.engine.rules.schema import (
     BOOLEAN,
@@ -73,6 +78,8 @@ def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...]) -> Iterator[Finding]:
     for key, value in labels.items():
+        if type(key) is str and plainly_valid_label(key, value):
+            continue  # one match instead of four: most labels are fine
         if not isinstance(key, str):
             yield Finding(base, f"label key {key!r} is not a string; quote it")
             continue
@@ -130,6 +137,10 @@ def _type_fix(expected: str, value: Any) -> str:
     return f"make it {_TYPE_NAMES.get(expected, expected)}"
 
 
+# The Python type that certainly has each YAML type (bool is not int here: type() is exact).
+_EXACT: dict[str, type] = {STRING: str, BOOLEAN: bool, INTEGER: int, MAP: dict, LIST: list}
+
+
 @dataclass(frozen=True, slots=True)
 class _TypeNode:
     """One level of a kind's field-type table as a tree: the type expected here (if any),
@@ -138,6 +149,9 @@ class _TypeNode:
     expected: str | None
     children: Mapping[str, _TypeNode]
     other: _TypeNode | None
+    exact: type | None  # a value of exactly this type is right without a closer look
+    leaf: bool  # nothing below is typed
+    flat: type | None  # a map whose every value should be exactly this leaf type
 
 
 def _type_tree(table: Mapping[tuple[str, ...], str], prefix: tuple[str, ...]) -> _TypeNode:
@@ -146,16 +160,23 @@ def _type_tree(table: Mapping[tuple[str, ...], str], prefix: tuple[str, ...]) ->
     }
     children = {name: _type_tree(table, (*prefix, name)) for name in names - {"*"}}
     other = _type_tree(table, (*prefix, "*")) if "*" in names else None
-    return _TypeNode(table.get(prefix), children, other)
+    expected = table.get(prefix)
+    exact = _EXACT.get(expected) if expected is not None else None
+    flat = (
+        other.exact
+        if expected == MAP and not children and other is not None and other.leaf
+        else None
+    )
+    return _TypeNode(expected, children, other, exact, not children and other is None, flat)
 
 
 def _walk_types(
     value: Any, path: tuple[str | int, ...], node: _TypeNode, out: list[Finding]
 ) -> None:
-    # A tree walk that appends: only fields with a type below them are visited, and no
-    # recursive generators (the webhook runs this on every review).
+    # A tree walk that appends: only fields with a type below them are visited, and leaves
+    # of the right type are passed over without a call (the webhook runs this per review).
     expected = node.expected
-    if expected is not None and value is not None:
+    if expected is not None and value is not None and type(value) is not node.exact:
         actual = _yaml_type(value)
         if actual != expected:
             shown = f" ({value!r})" if actual not in {MAP, LIST} else ""
@@ -171,13 +192,29 @@ def _walk_types(
     if type(value) is dict or isinstance(value, Mapping):
         children, other = node.children, node.other
         for key, child in value.items():
-            if isinstance(key, str):
-                below = children.get(key, other)
-                if below is not None:
-                    _walk_types(child, (*path, key), below, out)
+            if not isinstance(key, str):
+                continue
+            below = children.get(key, other)
+            if below is None:
+                continue
+            # Nothing to report, so no call: a right-typed (or null) leaf, or a map of
+            # right-typed leaves (labels, annotations, sourceParameters).
+            if below.leaf:
+                if child is None or type(child) is below.exact:
+                    continue
+            elif below.flat is not None and type(child) is dict:
+                flat = below.flat
+                for item in child.values():
+                    if item is not None and type(item) is not flat:
+                        break
+                else:
+                    continue
+            _walk_types(child, (*path, key), below, out)
     elif isinstance(value, list) and node.other is not None:
+        other = node.other
         for index, child in enumerate(value):
-            _walk_types(child, (*path, index), node.other, out)
+            if not (other.leaf and (child is None or type(child) is other.exact)):
+                _walk_types(child, (*path, index), other, out)
 
 
 def _type_root(kind: str) -> _TypeNode:

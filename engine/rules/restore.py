@@ -11,9 +11,17 @@ from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severi
 
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
+RESTORE = {"restore"}
 
 
-@rule("LHB201", "restore-backup-url", Severity.ERROR, BI, "backup-url is a well-formed backup URL")
+@rule(
+    "LHB201",
+    "restore-backup-url",
+    Severity.ERROR,
+    BI,
+    "backup-url is a well-formed backup URL",
+    sources=RESTORE,
+)
 def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A restore needs `backup-url`: a supported target (s3, nfs, cifs, azblob, vfs) plus
     `?backingImage=<name>`, as found in the BackupBackingImage's status.url."""
@@ -35,7 +43,12 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 @rule(
-    "LHB202", "restore-concurrent-limit", Severity.ERROR, BI, "concurrent-limit is an integer >= 1"
+    "LHB202",
+    "restore-concurrent-limit",
+    Severity.ERROR,
+    BI,
+    "concurrent-limit is an integer >= 1",
+    sources=RESTORE,
 )
 def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`concurrent-limit` is a string holding a whole number of at least 1: at 0 Longhorn
@@ -65,6 +78,7 @@ def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     Severity.ERROR,
     BI,
     "backup-target-name fits the version",
+    sources=RESTORE,
 )
 def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`backup-target-name` exists from Longhorn 1.8 and must be a valid name; before 1.8
@@ -86,7 +100,12 @@ def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding
 
 
 @rule(
-    "LHB204", "restore-checksum-recommended", Severity.WARNING, BI, "a restore states its checksum"
+    "LHB204",
+    "restore-checksum-recommended",
+    Severity.WARNING,
+    BI,
+    "a restore states its checksum",
+    sources=RESTORE,
 )
 def check_restore_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Without `spec.checksum` Longhorn takes whatever it restored as the truth; give the
