@@ -1,6 +1,7 @@
 """store backup / restore on vfs:// against restic and borg; restore from S3 (moto); peak RSS.
 
     python -m benchmarks.bench_store [--size-mib 1024] [--skip-s3] [--s3-size-mib 256]
+        [--skip-peers]
 
 Each peer backs up to and restores from a local repository; creating the repository is not
 timed. A peer that is not installed is skipped, and the output says so. The image is read
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.bench_data import WORK, make_image
@@ -190,13 +192,18 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--s3-size-mib", type=int, default=256)
     parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument(
+        "--skip-peers", action="store_true", help="ours only (borg, restic not run)"
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     # Flags only when run as its own module (benchmarks.run passes bench names in argv).
     own = Path(sys.argv[0]).stem == "bench_store"
     args = parser.parse_args(sys.argv[1:] if own else [])
     work = WORK / "store"
     work.mkdir(parents=True, exist_ok=True)
-    peers = {"borg": borg, "restic": restic}
+    peers: dict[str, Callable[[Path, Path], tuple[Run, Run]]] = (
+        {} if args.skip_peers else {"borg": borg, "restic": restic}
+    )
     for name in list(peers):
         if shutil.which(name) is None:
             print(f"{name}: not installed, skipped (apt-get install -y restic borgbackup)")
