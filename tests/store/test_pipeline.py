@@ -145,3 +145,32 @@ def test_vfs_failed_write_leaves_no_temporary(tmp_path) -> None:
     with pytest.raises(BackupstoreError, match="cannot write a/b in"):
         store.write("a/b", b"data")
     assert os.listdir(root / "a") == ["b"]
+
+
+@pytest.mark.parametrize("length", [3, 64 * 1024, 64 * 1024 + 1, BLOCK, BLOCK + 4097])
+def test_vfs_deferred_writes_keep_exact_content_size_and_mode(tmp_path, length) -> None:
+    root = tmp_path / "store"
+    store = open_store(f"vfs://{root}")
+    data = hashlib.shake_256(length.to_bytes(4, "big")).digest(length)
+    store.write("blocks/ab/cd/x.blk", data, durable=False)
+    store.sync()
+    path = root / "blocks" / "ab" / "cd" / "x.blk"
+    assert path.read_bytes() == data
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert os.listdir(path.parent) == ["x.blk"]
+
+
+def test_direct_write_pads_then_truncates_to_the_exact_length(tmp_path) -> None:
+    from longhorn_bi.engine import direct_write
+
+    path = tmp_path / "direct"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | direct_write.O_DIRECT, 0o600)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT on the test folder's file system: {exc.strerror}")
+    data = hashlib.shake_256(b"direct").digest(100_001)  # not a multiple of 4096
+    try:
+        direct_write.write_direct(fd, data, direct_write.AlignedBuffers(BLOCK))
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
