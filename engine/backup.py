@@ -278,9 +278,9 @@ def _transfer(
     """
     whole = hashlib.sha512()
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    # Bounded, so memory stays flat whatever the image size: the pool's blocks, the one
-    # being hashed and the reader's read-ahead.
-    for _ in range(2 * workers + 3):
+    # Bounded, so memory stays flat whatever the image size: a block per worker, the one
+    # being hashed, the reader's read-ahead (2) and one queued for the workers.
+    for _ in range(workers + 4):
         free.put(bytearray(BLOCK_SIZE))
     refs: list[BlockRef] = []
     futures: list[Future[None]] = []

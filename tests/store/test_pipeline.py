@@ -174,3 +174,31 @@ def test_direct_write_pads_then_truncates_to_the_exact_length(tmp_path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes() == data
+
+
+def test_zero_runs_inside_a_block_are_left_as_holes(tmp_path, fast_locks) -> None:
+    from tests.store.reference_store import allocated_bytes
+
+    half = BLOCK // 2
+    data = hashlib.shake_256(b"half").digest(half)
+    image = tmp_path / "image.raw"
+    image.write_bytes(bytes(half) + data + data + bytes(half))  # 2 blocks, each half zeros
+    result = backup_image(image, f"vfs://{tmp_path / 'store'}", "parrot", lock_timings=fast_locks)
+    assert (result.block_count, result.zero_blocks) == (2, 0)  # both blocks are stored
+    out = tmp_path / "restored.raw"
+    restore_backup(result.url, out, lock_timings=fast_locks)
+    assert out.read_bytes() == image.read_bytes()
+    assert allocated_bytes(out) <= 2 * half + 64 * 1024  # the zero halves stay holes
+
+
+def test_data_runs_skip_only_whole_aligned_zero_chunks() -> None:
+    from longhorn_bi.engine.block_writer import ZERO_RUN, data_runs
+
+    block = bytearray(BLOCK)
+    assert data_runs(block) == []
+    block[ZERO_RUN + 5] = 1  # second chunk
+    block[-1] = 1  # last chunk
+    assert data_runs(block) == [(ZERO_RUN, 2 * ZERO_RUN), (BLOCK - ZERO_RUN, BLOCK)]
+    block[2 * ZERO_RUN] = 1  # third chunk joins the second
+    assert data_runs(memoryview(block)) == [(ZERO_RUN, 3 * ZERO_RUN), (BLOCK - ZERO_RUN, BLOCK)]
+    assert data_runs(bytes(1000)) == [(0, 1000)]  # a short tail is written as it is
