@@ -9,6 +9,7 @@ truncates to Size, so both read back as zeros, exactly as Longhorn restores a sp
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longhorn_bi.engine.backup_url import format_backup_url, parse_target
-from longhorn_bi.engine.block_io import ZEROS
+from longhorn_bi.engine.block_io import ZEROS, hash_zeros, ordered_map
 from longhorn_bi.engine.blockstore_layout import (
     BLOCK_SIZE,
     COMPRESSION_METHODS,
@@ -250,20 +251,55 @@ def _already(url: str, cfg: BackingImageCfg) -> BackupResult:
     )
 
 
+def _all_zero(buffer: bytearray, length: int) -> bool:
+    """bytearray == bytes is a memcmp (0.04 ms per 2 MiB); comparing memoryviews goes item
+    by item (1.7 ms, as long as hashing the block, with the GIL held)."""
+    if length == len(buffer):
+        return buffer == ZEROS
+    return buffer[:length] == ZEROS[:length]  # the short last block only
+
+
+@dataclass
+class _Read:
+    offset: int
+    length: int
+    buffer: bytearray | None  # None: a hole, nothing was read
+    zero: bool  # a hole or an all-zero block: hashed, not stored
+
+
 def _transfer(
     fd: int, size: int, uploader: _Uploader, workers: int, progress: Progress | None
 ) -> tuple[str, list[BlockRef], int, int]:
-    """Read once, hash the image, hand non-zero blocks to the pool. Returns the figures."""
+    """Read once, hash the image, hand non-zero blocks to the pool; returns the figures.
+
+    Three stages overlap: a reader thread reads ahead (and finds all-zero blocks), this
+    thread only updates the whole-image SHA-512 in offset order (a single stream: the
+    serial critical path), and the pool names, compresses and stores the blocks.
+    """
     whole = hashlib.sha512()
-    zeros = memoryview(ZEROS)
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    for _ in range(workers + 2):  # bounded: memory stays flat whatever the image size
+    # Bounded, so memory stays flat whatever the image size: a block per worker, the one
+    # being hashed, the reader's read-ahead (2) and one queued for the workers.
+    for _ in range(workers + 4):
         free.put(bytearray(BLOCK_SIZE))
     refs: list[BlockRef] = []
     futures: list[Future[None]] = []
     zero_blocks = 0
     holes = 0
     failed = threading.Event()
+
+    def read(block: tuple[int, bool]) -> _Read:
+        offset, has_data = block
+        length = min(BLOCK_SIZE, size - offset)
+        if not has_data or failed.is_set():
+            return _Read(offset, length, None, True)
+        buffer = free.get()
+        try:
+            _read_exact(fd, memoryview(buffer)[:length], offset)
+        except BaseException:
+            free.put(buffer)
+            raise
+        return _Read(offset, length, buffer, _all_zero(buffer, length))
 
     def work(offset: int, buffer: bytearray, length: int) -> None:
         try:
@@ -277,30 +313,37 @@ def _transfer(
         finally:
             free.put(buffer)
 
+    # block_has_data() never ends: the range stops the pairs.
     has_data = block_has_data(data_extents(fd, size))
+    blocks = zip(range(0, size, BLOCK_SIZE), has_data, strict=False)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backup") as pool:
         try:
-            for offset in range(0, size, BLOCK_SIZE):
-                length = min(BLOCK_SIZE, size - offset)
-                if failed.is_set():
-                    break
-                if not next(has_data):
-                    whole.update(zeros[:length])
-                    holes += length
-                else:
-                    buffer = free.get()
-                    view = memoryview(buffer)[:length]
-                    _read_exact(fd, view, offset)
-                    whole.update(view)
-                    if view == zeros[:length]:
-                        zero_blocks += 1
-                        free.put(buffer)
+            with contextlib.closing(ordered_map(blocks, read, 1)) as done:
+                for _, pending in done:
+                    block = pending.result()
+                    if failed.is_set():
+                        if block.buffer is not None:
+                            free.put(block.buffer)
+                        break
+                    if block.buffer is None:
+                        hash_zeros(whole, block.length)
+                        holes += block.length
                     else:
-                        futures.append(pool.submit(work, offset, buffer, length))
-                if progress is not None:
-                    progress(length)
-                if len(futures) > 64:
-                    futures = [f for f in futures if not f.done() or f.exception()]
+                        whole.update(memoryview(block.buffer)[: block.length])
+                        if block.zero:
+                            zero_blocks += 1
+                            free.put(block.buffer)
+                        else:
+                            futures.append(
+                                pool.submit(work, block.offset, block.buffer, block.length)
+                            )
+                    if progress is not None:
+                        progress(block.length)
+                    if len(futures) > 64:
+                        futures = [f for f in futures if not f.done() or f.exception()]
+        except BaseException:
+            failed.set()  # the workers skip what is left
+            raise
         finally:
             failed_now = failed.is_set()
             for future in futures:

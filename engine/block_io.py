@@ -118,8 +118,12 @@ def ordered_map(
                 fut.cancel()
 
 
+_ZERO_VIEW = memoryview(bytes(8 * BLOCK_SIZE))  # calloc'd: reads map the shared zero page
+
+
 def hash_zeros(hasher: hashlib._Hash, length: int) -> None:
+    """Feed `length` zero bytes to `hasher` in few, large calls on one preallocated view."""
+    step = len(_ZERO_VIEW)
     while length > 0:
-        step = min(length, BLOCK_SIZE)
-        hasher.update(memoryview(ZEROS)[:step])
+        hasher.update(_ZERO_VIEW[: min(length, step)])
         length -= step

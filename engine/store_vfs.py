@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
-import tempfile
 from pathlib import Path
 
+from longhorn_bi.engine import direct_write
+from longhorn_bi.engine.blockstore_layout import BLOCK_SIZE
 from longhorn_bi.engine.errors import BackupstoreError, NotFound
 from longhorn_bi.engine.store_driver import check_key
 
@@ -62,12 +64,26 @@ def start_writeback(fd: int) -> None:
         _LIBC.sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)
 
 
+_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.write(fd, view[done:])
+
+
 class VfsStore:
     """Objects are files under `root`; writes go to a temporary file, fsync, then rename."""
 
     def __init__(self, url: str, root: str | Path) -> None:
         self._url = url
         self.root = Path(root)
+        self._root = str(self.root)
+        self._folders: set[str] = set()  # folders known to exist (made by this driver)
+        self._direct: bool | None = None  # O_DIRECT for deferred writes; None: not known yet
+        self._aligned = direct_write.AlignedBuffers(BLOCK_SIZE + 64 * 1024)
         if self.root.exists() and not self.root.is_dir():
             raise BackupstoreError(f"backup target {url} is not a directory")
 
@@ -97,7 +113,7 @@ class VfsStore:
     def read_into(self, key: str, buffer: bytearray) -> int:
         """Read an object into `buffer`; its length, or -1 when it does not fit."""
         try:
-            fd = os.open(self._path(key), os.O_RDONLY)
+            fd = os.open(os.path.join(self._root, check_key(key)), os.O_RDONLY)
         except FileNotFoundError:
             raise NotFound(f"{key} does not exist in {self._url}") from None
         except OSError as exc:
@@ -122,30 +138,70 @@ class VfsStore:
     def write(
         self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
     ) -> None:
-        path = self._path(key)
+        """Atomic: a temporary file, then a rename (a crash never leaves a partial object
+        under its name; a backup would reuse a partial block). Few system calls per object:
+        folders are made once, no buffered file object, mode set on the open descriptor."""
+        path = os.path.join(self._root, check_key(key))
+        # Deferred (block) writes skip the page cache: see direct_write.py.
+        direct = not durable and direct_write.fits(len(data), self._aligned)
+        tmp = ""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-        except OSError as exc:
-            raise BackupstoreError(f"cannot write {key} in {self._url}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                if durable:
-                    os.fsync(handle.fileno())
+            fd, tmp, direct = self._create_temporary(os.path.dirname(path), direct)
+            try:
+                if direct:
+                    direct_write.write_direct(fd, data, self._aligned)
                 else:
-                    start_writeback(handle.fileno())
-            os.chmod(tmp, 0o644)
+                    _write_all(fd, data)
+                os.fchmod(fd, 0o644)
+                if durable:
+                    os.fsync(fd)
+                elif not direct:
+                    start_writeback(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if direct and isinstance(exc, OSError) and exc.errno == errno.EINVAL:
+                self._direct = False  # an alignment this file system refuses: use the cache
+                return self.write(key, data, durable=durable)
             if isinstance(exc, OSError):
                 raise BackupstoreError(
                     f"cannot write {key} in {self._url}: {exc.strerror}"
                 ) from None
             raise
+
+    def _create_temporary(self, folder: str, direct: bool) -> tuple[int, str, bool]:
+        """A new, empty temporary file in `folder`, made when needed: (fd, path, direct)."""
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        if direct and self._direct is None:
+            self._direct = fs_type(self.root) in direct_write.DIRECT_FS_TYPES
+        direct = direct and bool(self._direct) and direct_write.O_DIRECT != 0
+        flags = _CREATE_NEW | (direct_write.O_DIRECT if direct else 0)
+        tmp = self._temporary_name(folder)
+        try:
+            return os.open(tmp, flags, 0o600), tmp, direct
+        except FileNotFoundError:  # `rm` drops a folder once it is empty: make it again
+            os.makedirs(folder, exist_ok=True)
+            return os.open(tmp, flags, 0o600), tmp, direct
+        except OSError as exc:
+            if not direct or exc.errno != errno.EINVAL:
+                raise
+        # This file system refuses O_DIRECT after all (it may have created the file).
+        self._direct = False
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        tmp = self._temporary_name(folder)
+        return os.open(tmp, _CREATE_NEW, 0o600), tmp, False
+
+    @staticmethod
+    def _temporary_name(folder: str) -> str:
+        # pid and 64 random bits: unique among the hosts that share an NFS store
+        return os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}")
 
     def sync(self) -> None:
         """syncfs() of the store's file system: one flush for every deferred block write."""
@@ -161,7 +217,7 @@ class VfsStore:
             os.close(fd)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return os.path.isfile(os.path.join(self._root, check_key(key)))
 
     def delete(self, key: str) -> None:
         path = self._path(key)
