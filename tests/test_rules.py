@@ -238,6 +238,7 @@ CASES = [
     bad("LHB107", "bad type", params(EXPORT, export_type="zip")),
     good("LHB107", "qcow2", EXPORT),
     bad("LHB201", "missing", params(RESTORE, backup_url=DELETE)),
+    bad("LHB201", "empty", params(RESTORE, backup_url="")),
     bad("LHB201", "no backingImage", params(RESTORE, backup_url="s3://backupbucket@us-east-1/")),
     bad("LHB201", "bad scheme", params(RESTORE, backup_url="ftp://host/?backingImage=parrot")),
     bad(

@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from longhorn_bi.engine.backup_url import BackingImageBackupURL, parse_backup_url
+from longhorn_bi.engine.errors import InvalidBackupURL
 from longhorn_bi.engine.facts import ClusterFacts
 from longhorn_bi.engine.versions import DEFAULT_VERSION, LonghornVersion
 
@@ -79,7 +81,7 @@ class Manifest:
     stay silent instead of reporting the same mistake again.
     """
 
-    __slots__ = ("kind", "obj", "source_parameters", "source_type")
+    __slots__ = ("_restore", "kind", "obj", "source_parameters", "source_type")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
@@ -101,6 +103,20 @@ class Manifest:
             if params
             else _EMPTY
         )
+        self._restore: tuple[BackingImageBackupURL | None, InvalidBackupURL | None] | None = None
+
+    def restore_url(self) -> tuple[BackingImageBackupURL | None, InvalidBackupURL | None]:
+        """A restore's `backup-url`, parsed once for all the rules that read it: (parsed,
+        None), (None, the parse error), or (None, None) when there is none."""
+        if self._restore is None:
+            url = (
+                self.source_parameters.get("backup-url") if self.source_type == "restore" else None
+            )
+            try:
+                self._restore = (parse_backup_url(url), None) if url is not None else (None, None)
+            except InvalidBackupURL as exc:
+                self._restore = (None, exc)
+        return self._restore
 
     def get(self, path: Path) -> Any:
         node: Any = self.obj

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.backup_url import BackupTarget, parse_backup_url, parse_target
+from longhorn_bi.engine.backup_url import BackupTarget, parse_target
 from longhorn_bi.engine.errors import InvalidBackupURL
 from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, BackupTargetFact, backup_image_name
 from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
@@ -118,14 +118,10 @@ def check_duplicate(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 def _restore_url(m: Manifest) -> tuple[str, str, BackupTarget] | None:
-    url = m.source_parameters.get("backup-url") if m.source_type == "restore" else None
-    if not url:
+    parsed, _ = m.restore_url()  # a parse error is LHB201's to report
+    if parsed is None:
         return None
-    try:
-        parsed = parse_backup_url(url)
-    except InvalidBackupURL:
-        return None  # reported by LHB201
-    return url, parsed.backing_image, parsed.target
+    return m.source_parameters["backup-url"], parsed.backing_image, parsed.target
 
 
 @rule(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.backup_url import parse_backup_url
-from longhorn_bi.engine.errors import InvalidBackupURL
 from longhorn_bi.engine.names import name_problem
 from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
 
@@ -36,10 +34,9 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
                 "BackupBackingImage (kubectl longhorn-bi restore --from-backup does it for you)",
             )
         return
-    try:
-        parse_backup_url(url)
-    except InvalidBackupURL as exc:
-        yield Finding((*PARAMS, "backup-url"), str(exc))
+    _, error = m.restore_url()
+    if error is not None:
+        yield Finding((*PARAMS, "backup-url"), str(error))
 
 
 @rule(
