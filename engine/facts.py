@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from longhorn_bi.engine.backup_url import BackupTarget, parse_target
+from longhorn_bi.engine.errors import InvalidBackupURL
 from longhorn_bi.engine.versions import LonghornVersion
 
 DEFAULT_TARGET_NAME = "default"
@@ -23,6 +25,15 @@ class BackupTargetFact:
     name: str
     url: str  # "" when the target exists but no URL is set: not configured
     available: bool | None = None  # None: unknown (offline)
+
+    @cached_property
+    def store(self) -> BackupTarget | None:
+        """The parsed URL, None when empty or invalid. Cached on the fact: the webhook
+        compares every restore's backup-url with it, and facts change far less often."""
+        try:
+            return parse_target(self.url) if self.url else None
+        except InvalidBackupURL:
+            return None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Longhorn's own check for backing image (and backup) names.
@@ -35,8 +36,14 @@ _PLAIN_LABEL_KEY = re.compile(
     r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z"
 )
 _PLAIN_LABEL_VALUE = re.compile(r"(?:(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
-_plain_label_key = _PLAIN_LABEL_KEY.match
 _plain_label_value = _PLAIN_LABEL_VALUE.match
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_label_key(key: str) -> bool:
+    # Memoised: a cluster uses a few label keys (app.kubernetes.io/name...) over and over, and
+    # the webhook checks each on every review. Bounded, so odd keys cannot grow it.
+    return _PLAIN_LABEL_KEY.match(key) is not None
 
 
 def plainly_valid_label(key: str, value: object) -> bool:
@@ -46,10 +53,7 @@ def plainly_valid_label(key: str, value: object) -> bool:
     # A plain ASCII word (`team`, `storage`) is a valid name and value: no regex for it.
     return (
         len(key) <= 254
-        and (
-            (len(key) <= 63 and key.isalnum() and key.isascii())
-            or _plain_label_key(key) is not None
-        )
+        and ((len(key) <= 63 and key.isalnum() and key.isascii()) or _plain_label_key(key))
         and (
             not isinstance(value, str)
             or (

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from longhorn_bi.engine.errors import InvalidInput
-from longhorn_bi.engine.facts import BackingImageFact, ClusterFacts, facts_from_objects
+from longhorn_bi.engine.facts import (
+    BackingImageFact,
+    BackupTargetFact,
+    ClusterFacts,
+    facts_from_objects,
+)
 from longhorn_bi.engine.versions import LonghornVersion, detect_version
 from tests.support import crd_documents
 
@@ -115,3 +120,11 @@ def test_detect_version_from_labels_then_from_the_schema() -> None:
     assert detect_version(unlabelled).line == "1.8+"
     with pytest.raises(InvalidInput, match="CRDs are not installed"):
         detect_version([])
+
+
+def test_a_target_fact_parses_its_url_once_and_none_when_bad() -> None:
+    good = BackupTargetFact("default", "s3://bucket@us-east-1/path/")
+    assert good.store is not None and good.store.host == "bucket"
+    assert good.store is good.store  # cached on the fact
+    assert BackupTargetFact("empty", "").store is None
+    assert BackupTargetFact("bad", "ftp://nowhere/").store is None

@@ -161,3 +161,33 @@ def test_the_plain_label_shortcut_never_passes_a_label_the_full_checks_reject() 
                 newline = "\n" in key or (isinstance(value, str) and "\n" in value)
                 assert len(key) > 254 or newline, (key, value)
     assert passed > 20
+
+
+@pytest.mark.parametrize("metadata", [None, [], "parrot", 7])
+@pytest.mark.parametrize("spec", [None, [], "download"])
+def test_the_manifest_reads_wrong_shapes_as_absent(metadata: Any, spec: Any) -> None:
+    obj = {"apiVersion": "longhorn.io/v1beta2", "kind": "BackingImage", "metadata": metadata}
+    obj["spec"] = spec
+    manifest = Manifest(obj)
+    assert (manifest.metadata, manifest.spec) == ({}, {})
+    assert (manifest.name, manifest.namespace, manifest.source_type) == ("", None, None)
+    assert manifest.source_parameters == {} and manifest.raw_source_parameters == {}
+    rules = {v.rule for v in evaluate(obj)}
+    # Reported once, by the field-type rule, when present but of the wrong type; the rules
+    # that read a missing field say it is missing.
+    assert ("LHB005" in rules) == (metadata is not None or spec is not None)
+    assert {"LHB003", "LHB101"} <= rules
+
+
+def test_the_manifest_keeps_raw_parameters_and_strips_string_ones() -> None:
+    obj = _image("restore", sourceParameters={"backup-url": "  x  ", "concurrent-limit": 2, 3: "y"})
+    manifest = Manifest(obj)
+    assert manifest.source_parameters == {"backup-url": "x"}
+    assert manifest.raw_source_parameters is obj["spec"]["sourceParameters"]
+
+
+def test_the_label_key_memo_gives_the_full_checks_answer() -> None:
+    keys = ["app.kubernetes.io/part-of", "Example.com/x", "a" * 64, "-x", "x/", "a/b/c", "ok"]
+    for _ in range(2):  # the second round answers from the memo
+        for key in keys:
+            assert plainly_valid_label(key, "v") == (label_key_problem(key) is None), key

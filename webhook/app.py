@@ -1,8 +1,9 @@
 """The aiohttp applications: the HTTPS review endpoint, and the plain-HTTP probe/metrics one.
 
-Handlers only parse, call `review.decide`, and serialise. Dependencies (settings, the facts
-source, metrics, logger) come in through `create_app` and live in typed `web.AppKey`s;
-background work (certificate reload, cluster caches) runs in `cleanup_ctx`.
+The review handler only reads the body and hands it to the app's `Reviewer` (parse,
+`review.decide`, serialise, count). Dependencies (settings, the facts source, metrics,
+logger) come in through `create_app` and live in typed `web.AppKey`s; background work
+(certificate reload, cluster caches) runs in `cleanup_ctx`.
 """
 
 from __future__ import annotations
@@ -45,34 +46,11 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
 
 
-class _Contexts:
-    """The RuleContext of the current version and facts, made when either changes (a facts
-    source hands out the same facts object until the cluster changes), not per review."""
-
-    def __init__(self, source: FactsSource, namespace: str) -> None:
-        self._source = source
-        self._namespace = namespace
-        self._current: RuleContext | None = None
-
-    def current(self) -> RuleContext | None:
-        version = self._source.version
-        if version is None:
-            return None
-        facts = self._source.facts()
-        ctx = self._current
-        if ctx is None or ctx.facts is not facts or ctx.version is not version:
-            ctx = self._current = RuleContext(
-                version=version, facts=facts, longhorn_namespace=self._namespace
-            )
-        return ctx
-
-
 SETTINGS = web.AppKey("settings", Settings)
 FACTS = web.AppKey("facts", FactsSource)
 METRICS = web.AppKey("metrics", Metrics)
 LOGGER = web.AppKey("logger", logging.Logger)
 STOPPING = web.AppKey("stopping", asyncio.Event)
-CONTEXTS = web.AppKey("contexts", _Contexts)
 
 
 # One encoder for every answer: json.dumps with arguments builds a new one per call.
@@ -87,97 +65,137 @@ def _answer_response(answer: AdmissionResponse) -> web.Response:
     return web.Response(body=response_json(answer), content_type=JSON)
 
 
-def _bad_request(app: web.Application, reason: str, uid: str = "") -> web.Response:
-    app[METRICS].malformed.inc()
-    app[LOGGER].warning("malformed review", extra={"reason": reason, "uid": uid})
-    return _json(
-        {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "status": "Failure",
-            "code": 400,
-            "reason": "BadRequest",
-            "message": reason,
-        },
-        status=400,
-    )
+class Reviewer:
+    """Answers one review body: parse, decide with the current rule context, count, log.
 
+    Holds what every review needs, so the handler makes one app lookup per request. The
+    RuleContext is made again only when the version or the facts change (a facts source
+    hands out the same facts object until the cluster changes), not per review.
+    """
 
-def _answer(app: web.Application, request: AdmissionRequest) -> AdmissionResponse:
-    ctx = app[CONTEXTS].current()
-    if ctx is None:
-        # Only before the first version detection, when /readyz already says no and the
-        # Service sends nothing here: letting the object through beats breaking Longhorn.
-        return AdmissionResponse(
-            request.uid,
-            True,
-            warnings=("longhorn-bi: the webhook is still starting; the object was not checked",),
+    def __init__(
+        self,
+        settings: Settings,
+        source: FactsSource,
+        metrics_: Metrics,
+        logger: logging.Logger,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics_
+        self.logger = logger
+        self._source = source
+        self._current: RuleContext | None = None
+
+    def context(self) -> RuleContext | None:
+        """The rule context of now, or None before the first version detection."""
+        version = self._source.version
+        if version is None:
+            return None
+        facts = self._source.facts()
+        ctx = self._current
+        if ctx is None or ctx.facts is not facts or ctx.version is not version:
+            ctx = self._current = RuleContext(
+                version=version,
+                facts=facts,
+                longhorn_namespace=self.settings.longhorn_namespace,
+            )
+        return ctx
+
+    def bad_request(self, reason: str, uid: str = "") -> web.Response:
+        self.metrics.malformed.inc()
+        self.logger.warning("malformed review", extra={"reason": reason, "uid": uid})
+        return _json(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "code": 400,
+                "reason": "BadRequest",
+                "message": reason,
+            },
+            status=400,
         )
-    return decide(request, ctx)
+
+    def _answer(self, request: AdmissionRequest) -> AdmissionResponse:
+        ctx = self.context()
+        if ctx is None:
+            # Only before the first version detection, when /readyz already says no and the
+            # Service sends nothing here: letting the object through beats breaking Longhorn.
+            return AdmissionResponse(
+                request.uid,
+                True,
+                warnings=(
+                    "longhorn-bi: the webhook is still starting; the object was not checked",
+                ),
+            )
+        return decide(request, ctx)
+
+    def review(self, raw: bytes, started: float) -> web.Response:
+        """The HTTP answer to one review body (`started`: perf_counter at its arrival)."""
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            return self.bad_request("the body is not JSON (expected an AdmissionReview)")
+        try:
+            review = parse_review(body)
+        except MalformedReview as exc:
+            return self.bad_request(str(exc))
+        try:
+            answer = self._answer(review)
+        except RecursionError:
+            return self.bad_request("request.object is nested too deeply", review.uid)
+        except Exception:
+            # A bug of ours must neither break Longhorn nor leak a traceback to the caller.
+            self.logger.exception("review failed", extra={"uid": review.uid})
+            answer = AdmissionResponse(
+                review.uid,
+                True,
+                warnings=("longhorn-bi: internal error; the object was not checked",),
+            )
+            self.metrics.observe_review(review.kind, review.operation, "error", started)
+            return _answer_response(answer)
+        response = _answer_response(answer)
+        verdict = answer.verdict
+        self.metrics.observe_review(review.kind, review.operation, verdict, started)
+        log = self.logger
+        level = logging.INFO if verdict != "allowed" else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "review",
+                extra={
+                    "uid": review.uid,
+                    "kind": review.kind,
+                    "operation": review.operation,
+                    "namespace": review.namespace,
+                    "object_name": review.name,
+                    "dry_run": review.dry_run,
+                    "verdict": verdict,
+                    "rules": sorted({v.rule for v in answer.violations}),
+                },
+            )
+        return response
+
+
+REVIEWER = web.AppKey("reviewer", Reviewer)
 
 
 async def validate(request: web.Request) -> web.Response:
-    app = request.app
-    metrics_ = app[METRICS]
+    reviewer = request.app[REVIEWER]
+    metrics_ = reviewer.metrics
     metrics_.review_started()
     started = time.perf_counter()
     try:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _bad_request(
-                app, f"the body is larger than {app[SETTINGS].max_body_bytes} bytes"
+            return reviewer.bad_request(
+                f"the body is larger than {reviewer.settings.max_body_bytes} bytes"
             )
         # The rest never waits: a plain call, not a second coroutine per review.
-        return _review(app, raw, started)
+        return reviewer.review(raw, started)
     finally:
         metrics_.review_ended()
-
-
-def _review(app: web.Application, raw: bytes, started: float) -> web.Response:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        return _bad_request(app, "the body is not JSON (expected an AdmissionReview)")
-    try:
-        review = parse_review(body)
-    except MalformedReview as exc:
-        return _bad_request(app, str(exc))
-    try:
-        answer = _answer(app, review)
-    except RecursionError:
-        return _bad_request(app, "request.object is nested too deeply", review.uid)
-    except Exception:
-        # A bug of ours must neither break Longhorn nor leak a traceback to the caller.
-        app[LOGGER].exception("review failed", extra={"uid": review.uid})
-        answer = AdmissionResponse(
-            review.uid,
-            True,
-            warnings=("longhorn-bi: internal error; the object was not checked",),
-        )
-        app[METRICS].observe_review(review.kind, review.operation, "error", started)
-        return _answer_response(answer)
-    response = _answer_response(answer)
-    verdict = answer.verdict
-    app[METRICS].observe_review(review.kind, review.operation, verdict, started)
-    log = app[LOGGER]
-    level = logging.INFO if verdict != "allowed" else logging.DEBUG
-    if log.isEnabledFor(level):
-        log.log(
-            level,
-            "review",
-            extra={
-                "uid": review.uid,
-                "kind": review.kind,
-                "operation": review.operation,
-                "namespace": review.namespace,
-                "object_name": review.name,
-                "dry_run": review.dry_run,
-                "verdict": verdict,
-                "rules": sorted({v.rule for v in answer.violations}),
-            },
-        )
-    return response
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -214,7 +232,7 @@ def _state(
     app[METRICS] = metrics_
     app[LOGGER] = logger
     app[STOPPING] = stopping
-    app[CONTEXTS] = _Contexts(facts_source, settings.longhorn_namespace)
+    app[REVIEWER] = Reviewer(settings, facts_source, metrics_, logger)
 
 
 def _background(task_factory: Background) -> Callable[[web.Application], AsyncIterator[None]]:

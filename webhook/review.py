@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate, is_longhorn_owned
+from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -190,10 +190,9 @@ def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
     since (a target that became unavailable).
     """
     obj = request.object
-    if not request.checked or obj is None or is_longhorn_owned(obj):
+    if not request.checked or obj is None or _being_deleted(obj):
         return AdmissionResponse(request.uid, True)
-    if _being_deleted(obj):
-        return AdmissionResponse(request.uid, True)
+    # Empty for an object Longhorn made itself (is_longhorn_owned): those are never denied.
     violations = evaluate(with_request_identity(obj, request), ctx)
     if not violations:
         return AdmissionResponse(request.uid, True)

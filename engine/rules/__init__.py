@@ -15,6 +15,7 @@ from typing import Any
 from longhorn_bi.engine.rules import backing_image, backup, cluster, common, restore  # noqa: F401
 from longhorn_bi.engine.rules.base import (
     RULES,
+    Check,
     Manifest,
     Rule,
     RuleContext,
@@ -41,8 +42,13 @@ _SOURCES = frozenset(source for r in RULES for source in r.sources or ())
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1}
 
 
-def _plan(kind: str, source: str | None) -> tuple[Rule, ...]:
-    return tuple(r for r in RULES if kind in r.kinds and (r.sources is None or source in r.sources))
+def _plan(kind: str, source: str | None) -> tuple[tuple[Check, str, Severity], ...]:
+    # (check, id, severity) rather than the Rule: evaluate reads no attribute per rule.
+    return tuple(
+        (r.check, r.id, r.severity)
+        for r in RULES
+        if kind in r.kinds and (r.sources is None or source in r.sources)
+    )
 
 
 # The rules that can say something about an object, per (kind, source type), worked out
@@ -81,12 +87,11 @@ def evaluate(obj: Mapping[str, Any], ctx: RuleContext | None = None) -> list[Vio
     if kind not in CHECKED_KINDS:
         return []
     source = manifest.source_type
-    rules = _PLANS[kind, source if source in _SOURCES else None]
     # Rule.run's work inlined: one generator per rule instead of two nested ones.
     violations = [
-        Violation(r.id, finding.severity or r.severity, finding.path, finding.message)
-        for r in rules
-        for finding in r.check(manifest, ctx)
+        Violation(rule_id, finding.severity or severity, finding.path, finding.message)
+        for check, rule_id, severity in _PLANS[kind, source if source in _SOURCES else None]
+        for finding in check(manifest, ctx)
     ]
     if len(violations) > 1:
         violations.sort(key=_sort_key)

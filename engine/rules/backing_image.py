@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from longhorn_bi.engine.names import name_problem
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
+from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, as_text, rule
 from longhorn_bi.engine.rules.schema import (
     SOURCE_PARAMETERS,
     SYSTEM_SOURCE_PARAMETERS,
@@ -26,7 +26,7 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.sourceType` is required and must be one of download, upload,
     export-from-volume, restore, and (from Longhorn 1.7) clone."""
     allowed = source_types(ctx.version)
-    value = m.get(("spec", "sourceType"))
+    value = m.spec.get("sourceType")
     if value is None:
         yield Finding(("spec",), f"spec.sourceType is missing; set one of {', '.join(allowed)}")
     elif isinstance(value, str) and value not in allowed:
@@ -53,7 +53,7 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
     if source not in SOURCE_PARAMETERS:
         return
     known = SOURCE_PARAMETERS[source] | SYSTEM_SOURCE_PARAMETERS
-    for key in m.mapping(PARAMS):
+    for key in m.raw_source_parameters:
         if key in known or (source == "restore" and key == "backup-target-name"):
             continue
         normalized = str(key).replace("_", "-").lower()
@@ -75,7 +75,7 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
 def check_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.checksum` is empty or a SHA-512 digest: 128 lower-case hex digits
     (`sha512sum FILE` or `kubectl longhorn-bi checksum FILE` prints it)."""
-    value = m.text(("spec", "checksum"))
+    value = as_text(m.spec.get("checksum"))
     if not value or CHECKSUM.match(value):
         return
     if len(value) == 128 and _HEX.match(value):
@@ -115,7 +115,7 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         return
     url = m.source_parameters.get("url")
     if not url:
-        if m.get((*PARAMS, "url")) is None:
+        if m.raw_source_parameters.get("url") is None:
             yield Finding(
                 PARAMS, "a download needs sourceParameters.url, the http(s) URL of the image"
             )
@@ -136,7 +136,7 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 @rule("LHB105", "min-copies", Severity.ERROR, BI, "minNumberOfCopies is at least 1")
 def check_min_copies(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.minNumberOfCopies`, when set, must be 1 or more."""
-    value = m.get(("spec", "minNumberOfCopies"))
+    value = m.spec.get("minNumberOfCopies")
     if isinstance(value, int) and not isinstance(value, bool) and value < 1:
         yield Finding(("spec", "minNumberOfCopies"), f"minNumberOfCopies is {value}; set 1 or more")
 
@@ -175,7 +175,7 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
     elif encryption != "ignore":
         for field in ("secret", "secretNamespace"):
-            if not m.text(("spec", field)):
+            if not as_text(m.spec.get(field)):
                 yield Finding(
                     ("spec",),
                     f"encryption {encryption} needs spec.{field}: the secret holding the encryption key",

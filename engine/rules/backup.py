@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from longhorn_bi.engine.names import name_problem
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
+from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, as_text, rule
 
 BBI = {"BackupBackingImage"}
 
@@ -14,7 +14,7 @@ BBI = {"BackupBackingImage"}
 def check_user_created(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.userCreated` is required: true for a backup you ask for (false marks objects
     Longhorn syncs from the backupstore itself)."""
-    if not m.has(("spec", "userCreated")):
+    if "userCreated" not in m.spec:
         yield Finding(
             ("spec",), "spec.userCreated is missing; set userCreated: true for a backup you create"
         )
@@ -24,7 +24,7 @@ def check_user_created(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 def check_backing_image_field(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """From Longhorn 1.8 `spec.backingImage` is required and names the image to back up.
     Before 1.8 the field does not exist: the backup's own name is the image's name."""
-    value = m.get(("spec", "backingImage"))
+    value = m.spec.get("backingImage")
     if ctx.version.backup_has_backing_image_field:
         if value is None:
             yield Finding(
@@ -54,7 +54,7 @@ def check_backing_image_field(m: Manifest, ctx: RuleContext) -> Iterator[Finding
 def check_name_matches(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn's documentation asks that a backup carry its backing image's name; from 1.8
     a different name works, but two backups of one image then look unrelated."""
-    image = m.text(("spec", "backingImage"))
+    image = as_text(m.spec.get("backingImage"))
     if ctx.version.backup_has_backing_image_field and image and m.name and image != m.name:
         yield Finding(
             ("metadata", "name"),
@@ -67,7 +67,7 @@ def check_name_matches(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 def check_backup_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.backupTargetName` exists from Longhorn 1.8 (default "default") and must be a
     valid name; before 1.8 the one target is the backup-target setting."""
-    value = m.get(("spec", "backupTargetName"))
+    value = m.spec.get("backupTargetName")
     if value is None:
         return
     if not ctx.version.has_backup_target_crd:

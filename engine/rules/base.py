@@ -1,13 +1,13 @@
 """The shape of a rule, the violations it yields, and the context it runs in.
 
 A rule is a pure function of (object, context) where the context carries the Longhorn
-version, the Longhorn namespace and the cluster facts. It yields `Finding`s (a field path and
+version, the Longhorn namespace and the cluster facts. It yields (or returns a list of) `Finding`s (a field path and
 a message); the registry stamps them with the rule's id and severity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -74,32 +74,56 @@ class RuleContext:
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def as_text(value: Any) -> str | None:
+    """`value` when it is a string, else None (a wrong type is the field-type rule's report)."""
+    return value if type(value) is str or isinstance(value, str) else None
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a mapping, else an empty one."""
+    # The dict test first: isinstance against the Mapping ABC costs several times more.
+    return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
+
+
 class Manifest:
     """Typed, forgiving access to one object: a getter returns None for a wrong type.
 
     Wrong types are reported once, by the field-type rule; other rules then see None and
     stay silent instead of reporting the same mistake again.
+
+    The parts every rule reads are plain attributes, read once per object (read-only by
+    convention): the webhook evaluates each review, and a path walk per read cost more than
+    some rules' whole check.
     """
 
-    __slots__ = ("_restore", "kind", "obj", "source_parameters", "source_type")
+    __slots__ = (
+        "_restore",
+        "kind",
+        "metadata",
+        "name",
+        "namespace",
+        "obj",
+        "raw_source_parameters",
+        "source_parameters",
+        "source_type",
+        "spec",
+    )
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
-        # Read once, up front, as plain attributes (read-only by convention): evaluate picks
-        # the rules by kind and source type, and the rules read these some twenty times per
-        # object, which as properties cost a call each.
-        self.kind: str = self.text(("kind",)) or ""
-        self.source_type: str | None = self.text(("spec", "sourceType"))
-        # String-valued parameters only, stripped as Longhorn's mutator strips them.
-        params = self.mapping(("spec", "sourceParameters"))
+        self.kind: str = as_text(obj.get("kind")) or ""
+        # Empty when missing or not a mapping.
+        self.metadata: Mapping[str, Any] = as_mapping(obj.get("metadata"))
+        self.spec: Mapping[str, Any] = as_mapping(obj.get("spec"))
+        self.name: str = as_text(self.metadata.get("name")) or ""
+        self.namespace: str | None = as_text(self.metadata.get("namespace"))
+        self.source_type: str | None = as_text(self.spec.get("sourceType"))
+        # spec.sourceParameters as written, and its string values stripped as Longhorn's
+        # mutator strips them (the view most rules want).
+        params = as_mapping(self.spec.get("sourceParameters"))
+        self.raw_source_parameters: Mapping[str, Any] = params
         self.source_parameters: Mapping[str, str] = (
-            MappingProxyType(
-                {
-                    k: v.strip()
-                    for k, v in params.items()
-                    if isinstance(k, str) and isinstance(v, str)
-                }
-            )
+            {k: v.strip() for k, v in params.items() if isinstance(k, str) and isinstance(v, str)}
             if params
             else _EMPTY
         )
@@ -119,10 +143,9 @@ class Manifest:
         return self._restore
 
     def get(self, path: Path) -> Any:
+        """The value at `path`, or None when any step is missing or of the wrong type."""
         node: Any = self.obj
         for part in path:
-            # A str key into a dict first: the webhook runs this some twenty times per
-            # review, and isinstance against the Mapping ABC costs several times more.
             if type(part) is str and type(node) is dict:
                 if part not in node:
                     return None
@@ -139,23 +162,14 @@ class Manifest:
         return (type(parent) is dict or isinstance(parent, Mapping)) and path[-1] in parent
 
     def text(self, path: Path) -> str | None:
-        value = self.get(path)
-        return value if type(value) is str or isinstance(value, str) else None
+        return as_text(self.get(path))
 
     def mapping(self, path: Path) -> Mapping[str, Any]:
-        value = self.get(path)
-        return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
-
-    @property
-    def name(self) -> str:
-        return self.text(("metadata", "name")) or ""
-
-    @property
-    def namespace(self) -> str | None:
-        return self.text(("metadata", "namespace"))
+        return as_mapping(self.get(path))
 
 
-Check = Callable[[Manifest, RuleContext], Iterator[Finding]]
+# A generator, or a list when the check builds one anyway.
+Check = Callable[[Manifest, RuleContext], Iterable[Finding]]
 
 
 @dataclass(frozen=True)

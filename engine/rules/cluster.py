@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 from longhorn_bi.engine.backup_url import BackupTarget, parse_target
 from longhorn_bi.engine.errors import InvalidBackupURL
-from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, BackupTargetFact, backup_image_name
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
+from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, backup_image_name
+from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, as_text, rule
 
 BI = {"BackingImage"}
 BBI = {"BackupBackingImage"}
@@ -28,14 +28,7 @@ def _where(ctx: RuleContext) -> str:
 
 
 def _target_of_backup(m: Manifest) -> str:
-    return m.text(("spec", "backupTargetName")) or DEFAULT_TARGET_NAME
-
-
-def _parsed(target: BackupTargetFact) -> BackupTarget | None:
-    try:
-        return parse_target(target.url)
-    except InvalidBackupURL:
-        return None
+    return as_text(m.spec.get("backupTargetName")) or DEFAULT_TARGET_NAME
 
 
 @rule("LHB401", "backup-target-configured", Severity.ERROR, BBI, "the backup target is configured")
@@ -47,7 +40,7 @@ def check_target_configured(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         return
     name = _target_of_backup(m) if ctx.version.has_backup_target_crd else DEFAULT_TARGET_NAME
     target = ctx.facts.target(name)
-    where = ("spec", "backupTargetName") if m.has(("spec", "backupTargetName")) else ("spec",)
+    where = ("spec", "backupTargetName") if "backupTargetName" in m.spec else ("spec",)
     if ctx.version.has_backup_target_crd:
         setup = f"create BackupTarget {name!r} with spec.backupTargetURL"
     else:
@@ -79,7 +72,7 @@ def check_image_exists(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     image_name = backup_image_name(m.obj, ctx.version)
     if not image_name:
         return
-    path = ("spec", "backingImage") if m.has(("spec", "backingImage")) else ("metadata", "name")
+    path = ("spec", "backingImage") if "backingImage" in m.spec else ("metadata", "name")
     image = ctx.facts.backing_image(image_name)
     if image is None:
         count = len(ctx.facts.backing_images)
@@ -154,7 +147,7 @@ def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
                 _absent_severity(ctx),
             )
             return
-        parsed = _parsed(target)
+        parsed = target.store
         if parsed is not None and not parsed.same_store(wanted):
             yield Finding(
                 path,
@@ -163,7 +156,7 @@ def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             )
         return
     configured = [t for t in ctx.facts.backup_targets if t.url]
-    if not any((p := _parsed(t)) is not None and p.same_store(wanted) for t in configured):
+    if not any((p := t.store) is not None and p.same_store(wanted) for t in configured):
         known = ", ".join(f"{t.name}={t.url}" for t in configured) or "none"
         yield Finding(
             path,
@@ -185,7 +178,7 @@ def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Fin
     """When the backup's checksum is known (status.checksum of its BackupBackingImage), a
     restore's spec.checksum that differs will make the restore fail after the whole transfer."""
     restore = _restore_url(m)
-    checksum = m.text(("spec", "checksum"))
+    checksum = as_text(m.spec.get("checksum"))
     if restore is None or not checksum or ctx.facts.backups is None:
         return
     url, image, wanted = restore
@@ -194,7 +187,7 @@ def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Fin
             continue
         if backup.url != url:  # the same backup URL needs no look at the target
             fact = ctx.facts.target(backup.target_name)
-            target = _parsed(fact) if fact is not None else None
+            target = fact.store if fact is not None else None
             if target is None or not target.same_store(wanted):
                 continue
         if backup.checksum != checksum:

@@ -12,7 +12,14 @@ from longhorn_bi.engine.names import (
     name_problem,
     plainly_valid_label,
 )
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
+from longhorn_bi.engine.rules.base import (
+    Finding,
+    Manifest,
+    RuleContext,
+    Severity,
+    as_mapping,
+    rule,
+)
 from longhorn_bi.engine.rules.schema import (
     BOOLEAN,
     COMMON_TYPES,
@@ -33,7 +40,7 @@ IMAGE_KINDS = {"BackingImage", "BackupBackingImage"}
 def check_api_version(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn 1.6 and later serve these kinds as longhorn.io/v1beta2 only (v1beta1 was
     removed in 1.5)."""
-    value = m.get(("apiVersion",))
+    value = m.obj.get("apiVersion")
     if value != API_VERSION:
         got = "missing" if value is None else repr(value)
         yield Finding(("apiVersion",), f"apiVersion is {got}; set it to {API_VERSION}")
@@ -46,7 +53,7 @@ def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn only watches its own namespace: an object elsewhere is never acted on. A
     missing namespace is a warning, since `kubectl apply -n` may supply it."""
     namespace = m.namespace
-    if namespace is None and not m.has(("metadata", "namespace")):
+    if namespace is None and "namespace" not in m.metadata:
         yield Finding(
             ("metadata",),
             f"metadata.namespace is not set; set it to {ctx.longhorn_namespace} so that the object "
@@ -67,7 +74,7 @@ def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Backing images and their backups share Longhorn's name syntax:
     `^[a-z0-9][a-z0-9_.-]+$`."""
-    name = m.get(("metadata", "name"))
+    name = m.metadata.get("name")
     if name is None:
         yield Finding(("metadata",), "metadata.name is missing; give the object a name")
     elif isinstance(name, str):
@@ -76,29 +83,31 @@ def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             yield Finding(("metadata", "name"), f"the name {problem}")
 
 
-def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...]) -> Iterator[Finding]:
+def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...], out: list[Finding]) -> None:
     for key, value in labels.items():
         if type(key) is str and plainly_valid_label(key, value):
             continue  # one match instead of four: most labels are fine
         if not isinstance(key, str):
-            yield Finding(base, f"label key {key!r} is not a string; quote it")
+            out.append(Finding(base, f"label key {key!r} is not a string; quote it"))
             continue
         problem = label_key_problem(key)
         if problem:
-            yield Finding((*base, key), problem)
+            out.append(Finding((*base, key), problem))
         if isinstance(value, str):
             problem = label_value_problem(value)
             if problem:
-                yield Finding((*base, key), problem)
+                out.append(Finding((*base, key), problem))
 
 
 @rule("LHB004", "labels", Severity.ERROR, ALL_KINDS, "label keys and values are valid")
-def check_labels(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+def check_labels(m: Manifest, ctx: RuleContext) -> list[Finding]:
     """Object labels, and a backup's spec.labels (stored with the backup and shown as
     Kubernetes labels by tools), follow Kubernetes label syntax."""
-    yield from _label_findings(m.mapping(("metadata", "labels")), ("metadata", "labels"))
+    found: list[Finding] = []
+    _label_findings(as_mapping(m.metadata.get("labels")), ("metadata", "labels"), found)
     if m.kind == "BackupBackingImage":
-        yield from _label_findings(m.mapping(("spec", "labels")), ("spec", "labels"))
+        _label_findings(as_mapping(m.spec.get("labels")), ("spec", "labels"), found)
+    return found
 
 
 _TYPE_NAMES = {
@@ -229,12 +238,12 @@ _TYPE_TREES: dict[str, _TypeNode] = {}
 
 
 @rule("LHB005", "field-types", Severity.ERROR, ALL_KINDS, "fields have the types of the CRD schema")
-def check_field_types(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+def check_field_types(m: Manifest, ctx: RuleContext) -> list[Finding]:
     """The API server rejects a wrong YAML type (`concurrent-limit: 2` where the CRD wants
     the string "2", `userCreated: "true"` where it wants a boolean) with a terse schema error."""
     found: list[Finding] = []
     _walk_types(m.obj, (), _type_root(m.kind), found)
-    yield from found
+    return found
 
 
 _SPEC_FIELD_RULES = {"backingImage", "backupTargetName"}  # reported by their own rules
@@ -249,7 +258,7 @@ def check_unknown_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     known = known_spec_fields(m.kind, ctx.version)
     if known is None:
         return
-    for key in m.mapping(("spec",)):
+    for key in m.spec:
         if key not in known and not (m.kind == "BackupBackingImage" and key in _SPEC_FIELD_RULES):
             close = [k for k in known if k.lower() == str(key).lower()]
             hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from longhorn_bi.engine.names import name_problem
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
+from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, as_text, rule
 
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
@@ -27,7 +27,7 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         return
     url = m.source_parameters.get("backup-url")
     if url is None:
-        if m.get((*PARAMS, "backup-url")) is None:
+        if m.raw_source_parameters.get("backup-url") is None:
             yield Finding(
                 PARAMS,
                 "a restore needs sourceParameters.backup-url; copy status.url of the "
@@ -109,8 +109,8 @@ def check_restore_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     backup's checksum (status.checksum of the BackupBackingImage) so a damaged backup fails."""
     if (
         m.source_type == "restore"
-        and not m.text(("spec", "checksum"))
-        and not m.has(("spec", "checksum"))
+        and not as_text(m.spec.get("checksum"))
+        and "checksum" not in m.spec
     ):
         yield Finding(
             ("spec",),

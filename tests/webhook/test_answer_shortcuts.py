@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from longhorn_bi.engine.rules import Severity, Violation
-from longhorn_bi.webhook.app import _Contexts
+from longhorn_bi.webhook.app import Reviewer, Settings
 from longhorn_bi.webhook.facts_cache import StaticFacts
 from longhorn_bi.webhook.metrics import LATENCY_BUCKETS, Metrics
 from longhorn_bi.webhook.review import AdmissionResponse, response_body, response_json
@@ -57,13 +58,13 @@ def test_the_in_flight_gauge_reads_the_live_count() -> None:
 
 def test_the_rule_context_is_made_again_only_when_facts_change() -> None:
     source = StaticFacts(V112, cluster_facts())
-    contexts = _Contexts(source, "longhorn-system")
-    first = contexts.current()
+    reviewer = Reviewer(Settings(), source, Metrics(), logging.getLogger("test"))
+    first = reviewer.context()
     assert first is not None and first.facts is source.fixed and first.version is V112
-    assert contexts.current() is first
+    assert reviewer.context() is first
     source.fixed = cluster_facts()  # a new facts object, as a cache change makes
-    second = contexts.current()
+    second = reviewer.context()
     assert second is not first and second is not None and second.facts is source.fixed
     assert second.longhorn_namespace == "longhorn-system"
     source.fixed_version = None
-    assert contexts.current() is None
+    assert reviewer.context() is None
