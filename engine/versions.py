@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from longhorn_bi.engine.errors import InvalidInput
@@ -20,6 +20,23 @@ class LonghornVersion:
 
     major: int
     minor: int
+    # The features that differ between lines, as plain attributes set once (rules read them
+    # on every review, where a property is a call each time).
+    # v1.8+ configures targets as BackupTarget objects; earlier lines use a Setting.
+    has_backup_target_crd: bool = field(init=False, repr=False, compare=False)
+    # v1.8+ BackupBackingImage names its image in spec.backingImage (and may be named freely).
+    backup_has_backing_image_field: bool = field(init=False, repr=False, compare=False)
+    # v1.8+ restores take sourceParameters.backup-target-name.
+    restore_has_backup_target_name: bool = field(init=False, repr=False, compare=False)
+    # sourceType clone (with encryption) appeared in v1.7.0.
+    has_clone_source: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        since_1_8 = (self.major, self.minor) >= (1, 8)
+        object.__setattr__(self, "has_backup_target_crd", since_1_8)
+        object.__setattr__(self, "backup_has_backing_image_field", since_1_8)
+        object.__setattr__(self, "restore_has_backup_target_name", since_1_8)
+        object.__setattr__(self, "has_clone_source", (self.major, self.minor) >= (1, 7))
 
     @classmethod
     def parse(cls, text: str) -> LonghornVersion:
@@ -44,25 +61,6 @@ class LonghornVersion:
     def line(self) -> str:
         """The version line whose CRDs and rules apply: "1.6/1.7" or "1.8+"."""
         return "1.6/1.7" if self.minor < 8 else "1.8+"
-
-    @property
-    def has_backup_target_crd(self) -> bool:
-        """v1.8+ configures targets as BackupTarget objects; earlier lines use a Setting."""
-        return self.minor >= 8
-
-    @property
-    def backup_has_backing_image_field(self) -> bool:
-        """v1.8+ BackupBackingImage names its image in spec.backingImage (and may be named freely)."""
-        return self.minor >= 8
-
-    @property
-    def restore_has_backup_target_name(self) -> bool:
-        return self.minor >= 8
-
-    @property
-    def has_clone_source(self) -> bool:
-        """sourceType clone (with encryption) appeared in v1.7.0."""
-        return self.minor >= 7
 
 
 SUPPORTED_VERSIONS = tuple(f"1.{minor}" for minor in range(OLDEST_MINOR, NEWEST_MINOR + 1))

@@ -23,7 +23,6 @@ from longhorn_bi.engine.rules import RuleContext
 from longhorn_bi.webhook.facts_cache import FactsSource
 from longhorn_bi.webhook.metrics import CONTENT_TYPE, Metrics
 from longhorn_bi.webhook.review import (
-    AdmissionRequest,
     AdmissionResponse,
     MalformedReview,
     decide,
@@ -116,20 +115,6 @@ class Reviewer:
             status=400,
         )
 
-    def _answer(self, request: AdmissionRequest) -> AdmissionResponse:
-        ctx = self.context()
-        if ctx is None:
-            # Only before the first version detection, when /readyz already says no and the
-            # Service sends nothing here: letting the object through beats breaking Longhorn.
-            return AdmissionResponse(
-                request.uid,
-                True,
-                warnings=(
-                    "longhorn-bi: the webhook is still starting; the object was not checked",
-                ),
-            )
-        return decide(request, ctx)
-
     def review(self, raw: bytes, started: float) -> web.Response:
         """The HTTP answer to one review body (`started`: perf_counter at its arrival)."""
         try:
@@ -141,26 +126,32 @@ class Reviewer:
         except MalformedReview as exc:
             return self.bad_request(str(exc))
         try:
-            answer = self._answer(review)
+            ctx = self.context()
+            if ctx is None:
+                # Only before the first version detection, when /readyz already says no and
+                # the Service sends nothing here: letting the object through beats breaking
+                # Longhorn.
+                answer = AdmissionResponse(review.uid, True, warnings=(_STARTING,))
+            else:
+                answer = decide(review, ctx)
         except RecursionError:
             return self.bad_request("request.object is nested too deeply", review.uid)
         except Exception:
             # A bug of ours must neither break Longhorn nor leak a traceback to the caller.
             self.logger.exception("review failed", extra={"uid": review.uid})
-            answer = AdmissionResponse(
-                review.uid,
-                True,
-                warnings=("longhorn-bi: internal error; the object was not checked",),
+            answer = AdmissionResponse(review.uid, True, warnings=(_INTERNAL_ERROR,))
+            self.metrics.observe_review(
+                review.kind, review.operation, "error", time.perf_counter() - started
             )
-            self.metrics.observe_review(review.kind, review.operation, "error", started)
             return _answer_response(answer)
         response = _answer_response(answer)
         verdict = answer.verdict
-        self.metrics.observe_review(review.kind, review.operation, verdict, started)
-        log = self.logger
+        self.metrics.observe_review(
+            review.kind, review.operation, verdict, time.perf_counter() - started
+        )
         level = logging.INFO if verdict != "allowed" else logging.DEBUG
-        if log.isEnabledFor(level):
-            log.log(
+        if self.logger.isEnabledFor(level):
+            self.logger.log(
                 level,
                 "review",
                 extra={
@@ -177,13 +168,17 @@ class Reviewer:
         return response
 
 
+_STARTING = "longhorn-bi: the webhook is still starting; the object was not checked"
+_INTERNAL_ERROR = "longhorn-bi: internal error; the object was not checked"
+
+
 REVIEWER = web.AppKey("reviewer", Reviewer)
 
 
 async def validate(request: web.Request) -> web.Response:
     reviewer = request.app[REVIEWER]
     metrics_ = reviewer.metrics
-    metrics_.review_started()
+    metrics_.active += 1  # reviews in flight: the drain on SIGTERM waits for them
     started = time.perf_counter()
     try:
         try:
@@ -195,7 +190,7 @@ async def validate(request: web.Request) -> web.Response:
         # The rest never waits: a plain call, not a second coroutine per review.
         return reviewer.review(raw, started)
     finally:
-        metrics_.review_ended()
+        metrics_.active -= 1
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -7,7 +7,6 @@ two apps live in one process.
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -62,7 +61,9 @@ class _ReviewStats(Collector):
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bound
         self.total_seconds = 0.0
 
-    def observe(self, key: tuple[str, str, str], seconds: float) -> None:
+    def observe(self, kind: str, operation: str, verdict: str, seconds: float) -> None:
+        # Unbounded label values would grow memory: only our kinds get their own label.
+        key = (kind if kind in _OWN_KINDS else "other", operation, verdict)
         self.counts[key] = self.counts.get(key, 0) + 1
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.total_seconds += seconds
@@ -93,6 +94,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.reviews = _ReviewStats()
         self.registry.register(self.reviews)
+        # observe_review(kind, operation, verdict, seconds): the stats' own method, so that
+        # counting a review is one call.
+        self.observe_review = self.reviews.observe
         self.malformed = Counter(
             "longhorn_bi_webhook_malformed_reviews",
             "Requests answered 400 because the body was not a usable AdmissionReview",
@@ -103,8 +107,8 @@ class Metrics:
             "Reviews being received or answered right now",
             registry=self.registry,
         )
-        # Reviews in flight, for the shutdown drain and the gauge above: read at scrape
-        # time, so a review costs an integer add instead of two locked gauge updates.
+        # Reviews in flight, for the shutdown drain and the gauge above: the handler adds and
+        # subtracts 1, and the gauge reads it at scrape time (no locked update per review).
         self.active = 0
         self.in_flight.set_function(lambda: float(self.active))
         self.cert_reloads = Counter(
@@ -122,17 +126,6 @@ class Metrics:
 
     def track_caches(self, ages: CacheAges) -> None:
         self.registry.register(_CacheCollector(ages))
-
-    def review_started(self) -> None:
-        self.active += 1
-
-    def review_ended(self) -> None:
-        self.active -= 1
-
-    def observe_review(self, kind: str, operation: str, verdict: str, started: float) -> None:
-        # Unbounded label values would grow memory: only our kinds get their own label.
-        label = kind if kind in _OWN_KINDS else "other"
-        self.reviews.observe((label, operation, verdict), time.perf_counter() - started)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

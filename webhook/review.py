@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate
@@ -40,25 +40,19 @@ class AdmissionRequest(NamedTuple):
     name: str
     object: Mapping[str, Any] | None
     old_object: Mapping[str, Any] | None
-    dry_run: bool = False
-
-    @property
-    def checked(self) -> bool:
-        """Whether the rule set applies: CREATE/UPDATE of a longhorn.io backing-image kind."""
-        return (
-            self.operation in CHECKED_OPERATIONS
-            and self.group == GROUP
-            and self.kind in CHECKED_KINDS
-        )
+    dry_run: bool
+    # Whether the rule set applies: CREATE/UPDATE of a longhorn.io backing-image kind.
+    checked: bool
 
 
-@dataclass(frozen=True, slots=True)
-class AdmissionResponse:
+class AdmissionResponse(NamedTuple):
+    """The answer to one review (a NamedTuple for the same reason as the request)."""
+
     uid: str
     allowed: bool
     message: str = ""
     warnings: tuple[str, ...] = ()
-    violations: tuple[Violation, ...] = field(default=(), compare=False)
+    violations: tuple[Violation, ...] = ()  # what the rules found, for logs
 
     @property
     def verdict(self) -> str:
@@ -70,13 +64,11 @@ class AdmissionResponse:
 
 def _is_mapping(value: Any) -> bool:
     # The dict test first: JSON gives dicts, and the Mapping ABC check costs several times
-    # more (this runs a few times per review).
+    # more.
     return type(value) is dict or isinstance(value, Mapping)
 
 
 def _text(value: Any, where: str, *, required: bool = False) -> str:
-    if type(value) is str:
-        return value
     if value is None and not required:
         return ""
     if not isinstance(value, str):
@@ -85,15 +77,67 @@ def _text(value: Any, where: str, *, required: bool = False) -> str:
 
 
 def _object(value: Any, where: str) -> Mapping[str, Any] | None:
-    if value is None:
-        return None
-    if not _is_mapping(value):
+    if value is not None and not _is_mapping(value):
         raise MalformedReview(f"{where} must be an object")
     return value  # type: ignore[no-any-return]
 
 
 def parse_review(body: Any) -> AdmissionRequest:
     """The request of an AdmissionReview v1, or MalformedReview naming the bad field."""
+    # Every review passes through here, so the usual case (dicts and strings, as JSON gives
+    # them) is told by a few exact type tests; anything else goes field by field below, to
+    # say which one is wrong. Each Python call costs more than these tests together.
+    request: Any = body.get("request") if type(body) is dict else None
+    kind: Any = request.get("kind") if type(request) is dict else None
+    if type(kind) is not dict:
+        request, kind = _request_and_kind(body)
+    if body.get("apiVersion") != API_VERSION or body.get("kind") != KIND:
+        raise MalformedReview(
+            f"apiVersion/kind must be {API_VERSION}/{KIND}; set admissionReviewVersions: [v1]"
+        )
+    uid, operation = request.get("uid"), request.get("operation")
+    group, version, kind_name = kind.get("group"), kind.get("version"), kind.get("kind")
+    namespace, name = request.get("namespace"), request.get("name")
+    if not (
+        type(uid) is type(operation) is type(group) is type(version) is type(kind_name) is str
+        and type(namespace) is type(name) is str
+    ):
+        uid = _text(uid, "request.uid", required=True)
+        operation = _text(operation, "request.operation", required=True)
+        group = _text(group, "request.kind.group")
+        version = _text(version, "request.kind.version")
+        kind_name = _text(kind_name, "request.kind.kind", required=True)
+        namespace = _text(namespace, "request.namespace")
+        name = _text(name, "request.name")
+    if not uid:
+        raise MalformedReview("request.uid is empty")
+    if operation not in OPERATIONS:
+        raise MalformedReview(
+            f"request.operation {operation[:40]!r} is not one of {sorted(OPERATIONS)}"
+        )
+    obj, old = request.get("object"), request.get("oldObject")
+    if not ((obj is None or type(obj) is dict) and (old is None or type(old) is dict)):
+        obj = _object(obj, "request.object")
+        old = _object(old, "request.oldObject")
+    dry_run = request.get("dryRun")
+    if dry_run is None:
+        dry_run = False
+    elif dry_run is not True and dry_run is not False:
+        raise MalformedReview("request.dryRun must be a boolean")
+    checked = operation in CHECKED_OPERATIONS and group == GROUP and kind_name in CHECKED_KINDS
+    if checked:
+        if obj is None:
+            raise MalformedReview(f"request.object is required for {operation}")
+        if operation == "UPDATE" and old is None:
+            raise MalformedReview("request.oldObject is required for UPDATE")
+    # Positional: keywords cost a third more.
+    return AdmissionRequest(
+        uid, group, version, kind_name, operation, namespace, name, obj, old, dry_run, checked
+    )
+
+
+def _request_and_kind(body: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """request and request.kind of a body that is not plain dicts, or the error to report."""
     if not _is_mapping(body):
         raise MalformedReview("the body must be a JSON object (an AdmissionReview)")
     if body.get("apiVersion") != API_VERSION or body.get("kind") != KIND:
@@ -103,40 +147,12 @@ def parse_review(body: Any) -> AdmissionRequest:
     request = body.get("request")
     if not _is_mapping(request):
         raise MalformedReview("request is missing or not an object")
-    uid = _text(request.get("uid"), "request.uid", required=True)
-    if not uid:
+    if not _text(request.get("uid"), "request.uid", required=True):
         raise MalformedReview("request.uid is empty")
     kind = request.get("kind")
     if not _is_mapping(kind):
         raise MalformedReview("request.kind must be an object with group, version and kind")
-    operation = _text(request.get("operation"), "request.operation", required=True)
-    if operation not in OPERATIONS:
-        raise MalformedReview(
-            f"request.operation {operation[:40]!r} is not one of {sorted(OPERATIONS)}"
-        )
-    dry_run = request.get("dryRun", False)
-    if dry_run is None:
-        dry_run = False
-    if not isinstance(dry_run, bool):
-        raise MalformedReview("request.dryRun must be a boolean")
-    parsed = AdmissionRequest(
-        uid=uid,
-        group=_text(kind.get("group"), "request.kind.group"),
-        version=_text(kind.get("version"), "request.kind.version"),
-        kind=_text(kind.get("kind"), "request.kind.kind", required=True),
-        operation=operation,
-        namespace=_text(request.get("namespace"), "request.namespace"),
-        name=_text(request.get("name"), "request.name"),
-        object=_object(request.get("object"), "request.object"),
-        old_object=_object(request.get("oldObject"), "request.oldObject"),
-        dry_run=dry_run,
-    )
-    if parsed.checked:
-        if parsed.object is None:
-            raise MalformedReview(f"request.object is required for {operation}")
-        if operation == "UPDATE" and parsed.old_object is None:
-            raise MalformedReview("request.oldObject is required for UPDATE")
-    return parsed
+    return request, kind
 
 
 def with_request_identity(obj: Mapping[str, Any], request: AdmissionRequest) -> Mapping[str, Any]:
@@ -172,7 +188,9 @@ def _key(v: Violation) -> tuple[str, str]:
 
 def _being_deleted(obj: Mapping[str, Any]) -> bool:
     metadata: Any = obj.get("metadata")
-    return _is_mapping(metadata) and metadata.get("deletionTimestamp") is not None
+    return (type(metadata) is dict or isinstance(metadata, Mapping)) and (
+        metadata.get("deletionTimestamp") is not None
+    )
 
 
 def deny_message(errors: list[Violation]) -> str:
@@ -225,7 +243,8 @@ _ALLOW_TAIL = b',"allowed":true}}'
 def response_json(response: AdmissionResponse) -> bytes:
     """`response_body` as compact UTF-8 JSON; a plain allow without building the dicts."""
     if response.allowed and not response.warnings:
-        return _ALLOW_HEAD + _encode(response.uid).encode() + _ALLOW_TAIL
+        # encode_basestring is what the encoder calls for a str (ensure_ascii=False).
+        return _ALLOW_HEAD + encode_basestring(response.uid).encode() + _ALLOW_TAIL
     return _encode(response_body(response)).encode()
 
 

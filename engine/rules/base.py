@@ -97,7 +97,8 @@ class Manifest:
     """
 
     __slots__ = (
-        "_restore",
+        "backup_url",
+        "backup_url_error",
         "kind",
         "metadata",
         "name",
@@ -110,37 +111,43 @@ class Manifest:
     )
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
+        # Exact types are tested inline and the helpers only called for anything else: this
+        # runs once per review, where every Python call costs more than the tests.
         self.obj = obj
-        self.kind: str = as_text(obj.get("kind")) or ""
+        kind, metadata, spec = obj.get("kind"), obj.get("metadata"), obj.get("spec")
+        self.kind: str = kind if type(kind) is str else as_text(kind) or ""
         # Empty when missing or not a mapping.
-        self.metadata: Mapping[str, Any] = as_mapping(obj.get("metadata"))
-        self.spec: Mapping[str, Any] = as_mapping(obj.get("spec"))
-        self.name: str = as_text(self.metadata.get("name")) or ""
-        self.namespace: str | None = as_text(self.metadata.get("namespace"))
-        self.source_type: str | None = as_text(self.spec.get("sourceType"))
+        self.metadata: Mapping[str, Any] = (
+            metadata if type(metadata) is dict else as_mapping(metadata)
+        )
+        self.spec: Mapping[str, Any] = spec if type(spec) is dict else as_mapping(spec)
+        name, namespace = self.metadata.get("name"), self.metadata.get("namespace")
+        self.name: str = name if type(name) is str else as_text(name) or ""
+        self.namespace: str | None = namespace if type(namespace) is str else as_text(namespace)
+        source_type = self.spec.get("sourceType")
+        self.source_type: str | None = (
+            source_type if type(source_type) is str else as_text(source_type)
+        )
         # spec.sourceParameters as written, and its string values stripped as Longhorn's
         # mutator strips them (the view most rules want).
-        params = as_mapping(self.spec.get("sourceParameters"))
+        params = self.spec.get("sourceParameters")
+        params = params if type(params) is dict else as_mapping(params)
         self.raw_source_parameters: Mapping[str, Any] = params
-        self.source_parameters: Mapping[str, str] = (
-            {k: v.strip() for k, v in params.items() if isinstance(k, str) and isinstance(v, str)}
-            if params
-            else _EMPTY
-        )
-        self._restore: tuple[BackingImageBackupURL | None, InvalidBackupURL | None] | None = None
-
-    def restore_url(self) -> tuple[BackingImageBackupURL | None, InvalidBackupURL | None]:
-        """A restore's `backup-url`, parsed once for all the rules that read it: (parsed,
-        None), (None, the parse error), or (None, None) when there is none."""
-        if self._restore is None:
-            url = (
-                self.source_parameters.get("backup-url") if self.source_type == "restore" else None
-            )
+        stripped: dict[str, str] = {}
+        for key, value in params.items():  # a loop: a comprehension is one more call
+            if isinstance(key, str) and isinstance(value, str):
+                stripped[key] = value.strip()
+        self.source_parameters: Mapping[str, str] = stripped
+        # A restore's backup-url, parsed here once for the rules that read it. A parse error
+        # is kept for the rule that reports it.
+        self.backup_url: BackingImageBackupURL | None = None
+        self.backup_url_error: InvalidBackupURL | None = None
+        url = stripped.get("backup-url")
+        if url is not None and self.source_type == "restore":
             try:
-                self._restore = (parse_backup_url(url), None) if url is not None else (None, None)
+                self.backup_url = parse_backup_url(url)
             except InvalidBackupURL as exc:
-                self._restore = (None, exc)
-        return self._restore
+                self.backup_url_error = exc
 
     def get(self, path: Path) -> Any:
         """The value at `path`, or None when any step is missing or of the wrong type."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.backup_url import BackupTarget, parse_target
+from longhorn_bi.engine.backup_url import parse_target
 from longhorn_bi.engine.errors import InvalidBackupURL
 from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, backup_image_name
 from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, as_text, rule
@@ -110,13 +110,6 @@ def check_duplicate(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             return
 
 
-def _restore_url(m: Manifest) -> tuple[str, str, BackupTarget] | None:
-    parsed, _ = m.restore_url()  # a parse error is LHB201's to report
-    if parsed is None:
-        return None
-    return m.source_parameters["backup-url"], parsed.backing_image, parsed.target
-
-
 @rule(
     "LHB404",
     "restore-target-configured",
@@ -128,10 +121,10 @@ def _restore_url(m: Manifest) -> tuple[str, str, BackupTarget] | None:
 def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The store in `backup-url` must be a configured backup target (and the one named by
     backup-target-name, when given): Longhorn reads it with that target's credentials."""
-    restore = _restore_url(m)
+    restore = m.backup_url  # None when invalid: LHB201 reports that
     if restore is None or ctx.facts.backup_targets is None:
         return
-    _, _, wanted = restore
+    wanted = restore.target
     named = (
         m.source_parameters.get("backup-target-name")
         if ctx.version.restore_has_backup_target_name
@@ -177,12 +170,12 @@ def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """When the backup's checksum is known (status.checksum of its BackupBackingImage), a
     restore's spec.checksum that differs will make the restore fail after the whole transfer."""
-    restore = _restore_url(m)
+    restore = m.backup_url  # None when invalid: LHB201 reports that
     checksum = as_text(m.spec.get("checksum"))
     if restore is None or not checksum or ctx.facts.backups is None:
         return
-    url, image, wanted = restore
-    for backup in ctx.facts.backups_of(image):
+    url, wanted = m.source_parameters["backup-url"], restore.target
+    for backup in ctx.facts.backups_of(restore.backing_image):
         if not backup.checksum:
             continue
         if backup.url != url:  # the same backup URL needs no look at the target

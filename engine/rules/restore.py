@@ -34,9 +34,8 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
                 "BackupBackingImage (kubectl longhorn-bi restore --from-backup does it for you)",
             )
         return
-    _, error = m.restore_url()
-    if error is not None:
-        yield Finding((*PARAMS, "backup-url"), str(error))
+    if m.backup_url_error is not None:
+        yield Finding((*PARAMS, "backup-url"), str(m.backup_url_error))
 
 
 @rule(

@@ -32,9 +32,8 @@ def test_the_allow_template_is_the_compact_json_of_the_response(uid: str) -> Non
 
 def test_latency_buckets_count_a_bound_itself_and_above_every_bound() -> None:
     metrics = Metrics()
-    key = ("BackingImage", "CREATE", "allowed")
     for seconds in (LATENCY_BUCKETS[0], LATENCY_BUCKETS[0] * 1.01, 0.0, 99.0):
-        metrics.reviews.observe(key, seconds)
+        metrics.observe_review("BackingImage", "CREATE", "allowed", seconds)
     lines = set(metrics.exposition().decode().splitlines())
     name = "longhorn_bi_webhook_review_duration_seconds"
     assert f'{name}_bucket{{le="0.0005"}} 2.0' in lines  # 0.0 and the bound itself
@@ -50,9 +49,8 @@ def test_latency_buckets_count_a_bound_itself_and_above_every_bound() -> None:
 
 def test_the_in_flight_gauge_reads_the_live_count() -> None:
     metrics = Metrics()
-    metrics.review_started()
-    metrics.review_started()
-    metrics.review_ended()
+    metrics.active += 2
+    metrics.active -= 1
     assert "longhorn_bi_webhook_reviews_in_flight 1.0" in metrics.exposition().decode()
 
 
