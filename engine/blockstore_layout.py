@@ -31,8 +31,8 @@ LOCK_SUFFIX = ".lck"
 COMPRESSION_METHODS = ("lz4", "gzip", "none")
 LEGACY_COMPRESSION = "gzip"  # an empty CompressionMethod means gzip
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_HEX128 = re.compile(r"^[0-9a-f]{128}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_HEX128 = re.compile(r"^[0-9a-f]{128}\Z")
 
 
 def block_name(data: bytes | bytearray | memoryview) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import re
 
-# Longhorn's own check for backing image (and backup) names.
-LONGHORN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]+$")
+# Longhorn's own check for backing image (and backup) names. \Z, not $: Python's `$` also
+# matches before a final newline, Go's does not.
+LONGHORN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]+\Z")
 MAX_NAME_LENGTH = 253  # a Kubernetes object name (DNS subdomain)
+# Exactly the names name_problem accepts, in one C call: rules check names on every review.
+is_valid_name = re.compile(rf"[a-z0-9][a-z0-9_.-]{{1,{MAX_NAME_LENGTH - 1}}}\Z").match
 
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)\Z")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
 
 
 def name_problem(name: str) -> str | None:

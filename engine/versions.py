@@ -11,7 +11,7 @@ from longhorn_bi.engine.errors import InvalidInput
 
 OLDEST_MINOR = 6
 NEWEST_MINOR = 12
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?$")
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?\Z")
 
 
 @dataclass(frozen=True, order=True)

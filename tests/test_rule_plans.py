@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from longhorn_bi.engine.facts import BackingImageFact, BackupFact, BackupTargetFact, ClusterFacts
-from longhorn_bi.engine.names import label_key_problem, label_value_problem, plainly_valid_label
+from longhorn_bi.engine.names import (
+    is_valid_name,
+    label_key_problem,
+    label_value_problem,
+    name_problem,
+    plainly_valid_label,
+)
 from longhorn_bi.engine.rules import RULES, RuleContext, Violation, evaluate
 from longhorn_bi.engine.rules.base import Manifest
 from longhorn_bi.engine.rules.schema import SOURCE_PARAMETERS
@@ -191,3 +197,11 @@ def test_the_label_key_memo_gives_the_full_checks_answer() -> None:
     for _ in range(2):  # the second round answers from the memo
         for key in keys:
             assert plainly_valid_label(key, "v") == (label_key_problem(key) is None), key
+
+
+NAMES = ["parrot", "p", "", "pa", "a" * 253, "a" * 254, "Parrot", "parrot\n", "-x", "x-", "a_b.c"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_name_fast_path_accepts_exactly_what_name_problem_accepts(name: str) -> None:
+    assert bool(is_valid_name(name)) == (name_problem(name) is None)

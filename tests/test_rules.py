@@ -181,10 +181,12 @@ CASES = [
     good("LHB002", "longhorn-system", BACKUP),
     bad("LHB003", "upper case", edit(DOWNLOAD, metadata__name="Parrot")),
     bad("LHB003", "one character", edit(DOWNLOAD, metadata__name="p")),
+    bad("LHB003", "final newline", edit(DOWNLOAD, metadata__name="parrot\n")),
     bad("LHB003", "missing", edit(DOWNLOAD, metadata__name=DELETE)),
     good("LHB003", "parrot", DOWNLOAD),
     bad("LHB004", "bad key", edit(DOWNLOAD, metadata__labels={"bad key": "x"})),
     bad("LHB004", "long value", edit(DOWNLOAD, metadata__labels={"a": "x" * 64})),
+    bad("LHB004", "final newline", edit(DOWNLOAD, metadata__labels={"a/b": "x\n"})),
     bad("LHB004", "backup label", edit(BACKUP, spec__labels={"usecase": "not ok!"})),
     good(
         "LHB004", "valid labels", edit(BACKUP, metadata__labels={"app.kubernetes.io/name": "demo"})
@@ -213,6 +215,7 @@ CASES = [
     bad("LHB103", "sha256", edit(DOWNLOAD, spec__checksum="a" * 64)),
     bad("LHB103", "truncated", edit(DOWNLOAD, spec__checksum=CHECKSUM[:-1])),
     bad("LHB103", "not hex", edit(DOWNLOAD, spec__checksum="z" * 128)),
+    bad("LHB103", "final newline", edit(DOWNLOAD, spec__checksum=CHECKSUM + "\n")),
     good("LHB103", "empty", edit(DOWNLOAD, spec__checksum="")),
     good("LHB103", "sha512", DOWNLOAD),
     bad("LHB104", "no url", params(DOWNLOAD, url=DELETE)),
@@ -265,6 +268,7 @@ CASES = [
     bad("LHB203", "invalid name", params(RESTORE, backup_target_name="Default!")),
     good("LHB203", "on 1.12", params(RESTORE, backup_target_name="default")),
     bad("LHB204", "no checksum", edit(RESTORE, spec__checksum=DELETE)),
+    bad("LHB204", "empty checksum", edit(RESTORE, spec__checksum="")),
     good("LHB204", "checksum", RESTORE),
     bad("LHB301", "missing", edit(BACKUP, spec__userCreated=DELETE)),
     good("LHB301", "true", BACKUP),
@@ -277,6 +281,7 @@ CASES = [
     good("LHB303", "same name", BACKUP),
     bad("LHB304", "on 1.6", edit(BACKUP_16, spec__backupTargetName="default"), version=V16),
     bad("LHB304", "invalid", edit(BACKUP, spec__backupTargetName="Bad Name")),
+    bad("LHB304", "final newline", edit(BACKUP, spec__backupTargetName="default\n")),
     good("LHB304", "default", BACKUP),
     bad("LHB401", "no such target", edit(BACKUP, spec__backupTargetName="offsite"), facts=FACTS),
     bad(

@@ -15,8 +15,9 @@ from longhorn_bi.engine.rules.schema import (
     source_types,
 )
 
-CHECKSUM = re.compile(r"^[a-f0-9]{128}$")
-_HEX = re.compile(r"^[A-Fa-f0-9]+$")
+# \Z, not $: `$` also matches before a final newline.
+CHECKSUM = re.compile(r"[a-f0-9]{128}\Z")
+_HEX = re.compile(r"[A-Fa-f0-9]+\Z")
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
 
@@ -75,8 +76,8 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
 def check_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.checksum` is empty or a SHA-512 digest: 128 lower-case hex digits
     (`sha512sum FILE` or `kubectl longhorn-bi checksum FILE` prints it)."""
-    value = as_text(m.spec.get("checksum"))
-    if not value or CHECKSUM.match(value):
+    value = m.spec.get("checksum")
+    if not value or not isinstance(value, str) or CHECKSUM.match(value):
         return
     if len(value) == 128 and _HEX.match(value):
         fix = "it has upper-case letters; write it in lower case"

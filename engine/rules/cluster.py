@@ -171,8 +171,13 @@ def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Fin
     """When the backup's checksum is known (status.checksum of its BackupBackingImage), a
     restore's spec.checksum that differs will make the restore fail after the whole transfer."""
     restore = m.backup_url  # None when invalid: LHB201 reports that
-    checksum = as_text(m.spec.get("checksum"))
-    if restore is None or not checksum or ctx.facts.backups is None:
+    checksum = m.spec.get("checksum")
+    if (
+        restore is None
+        or not checksum
+        or not isinstance(checksum, str)
+        or ctx.facts.backups is None
+    ):
         return
     url, wanted = m.source_parameters["backup-url"], restore.target
     for backup in ctx.facts.backups_of(restore.backing_image):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from longhorn_bi.engine.names import (
+    is_valid_name,
     label_key_problem,
     label_value_problem,
     name_problem,
@@ -77,10 +78,8 @@ def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     name = m.metadata.get("name")
     if name is None:
         yield Finding(("metadata",), "metadata.name is missing; give the object a name")
-    elif isinstance(name, str):
-        problem = name_problem(name)
-        if problem:
-            yield Finding(("metadata", "name"), f"the name {problem}")
+    elif isinstance(name, str) and not is_valid_name(name):
+        yield Finding(("metadata", "name"), f"the name {name_problem(name)}")
 
 
 def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...], out: list[Finding]) -> None:
@@ -104,7 +103,9 @@ def check_labels(m: Manifest, ctx: RuleContext) -> list[Finding]:
     """Object labels, and a backup's spec.labels (stored with the backup and shown as
     Kubernetes labels by tools), follow Kubernetes label syntax."""
     found: list[Finding] = []
-    _label_findings(as_mapping(m.metadata.get("labels")), ("metadata", "labels"), found)
+    labels = m.metadata.get("labels")
+    if labels:  # most objects have a few plain labels, or none
+        _label_findings(as_mapping(labels), ("metadata", "labels"), found)
     if m.kind == "BackupBackingImage":
         _label_findings(as_mapping(m.spec.get("labels")), ("spec", "labels"), found)
     return found
@@ -242,7 +243,7 @@ def check_field_types(m: Manifest, ctx: RuleContext) -> list[Finding]:
     """The API server rejects a wrong YAML type (`concurrent-limit: 2` where the CRD wants
     the string "2", `userCreated: "true"` where it wants a boolean) with a terse schema error."""
     found: list[Finding] = []
-    _walk_types(m.obj, (), _type_root(m.kind), found)
+    _walk_types(m.obj, (), _TYPE_TREES.get(m.kind) or _type_root(m.kind), found)
     return found
 
 

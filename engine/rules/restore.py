@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.names import name_problem
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, as_text, rule
+from longhorn_bi.engine.names import is_valid_name, name_problem
+from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
 
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
@@ -89,10 +89,8 @@ def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding
             f"backup-target-name needs Longhorn 1.8 or later; Longhorn {ctx.version} restores from "
             "the backup-target setting, so remove it",
         )
-    elif value:
-        problem = name_problem(value)
-        if problem:
-            yield Finding(path, f"backup-target-name {problem}")
+    elif value and not is_valid_name(value):
+        yield Finding(path, f"backup-target-name {name_problem(value)}")
 
 
 @rule(
@@ -106,11 +104,8 @@ def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding
 def check_restore_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Without `spec.checksum` Longhorn takes whatever it restored as the truth; give the
     backup's checksum (status.checksum of the BackupBackingImage) so a damaged backup fails."""
-    if (
-        m.source_type == "restore"
-        and not as_text(m.spec.get("checksum"))
-        and "checksum" not in m.spec
-    ):
+    # Empty is no checksum to Longhorn too; a wrong type is LHB005's to report.
+    if m.source_type == "restore" and m.spec.get("checksum") in (None, ""):
         yield Finding(
             ("spec",),
             "no spec.checksum: Longhorn will accept whatever it restores; set the backup's "
