@@ -7,7 +7,12 @@ realistic AdmissionReview (a restore BackingImage CREATE as kube-apiserver sends
 concurrency 16 and 64 for 10 s each. Targets: >= 0.7x the ceiling's requests/s, and p99
 <= 20 ms at concurrency 16.
 
-Run: python -m benchmarks.bench_webhook [--seconds N]. Needs wrk (Debian package `wrk`).
+Two streams of bodies: the same review again and again (`same`), and 4096 distinct reviews
+in turn (`distinct`: own uid, name, backing image and backup-url), more than the webhook's
+memo of parsed backup URLs holds, so that no cache answers for the object.
+
+Run: python -m benchmarks.bench_webhook [--seconds N] [--rounds N] [--bodies same|distinct|both].
+Needs wrk (Debian package `wrk`).
 """
 
 from __future__ import annotations
@@ -35,13 +40,18 @@ TARGET = "s3://backupbucket@us-east-1/longhorn/"
 NS = "longhorn-system"
 
 
-def admission_review() -> dict[str, Any]:
-    """What kube-apiserver sends for `kubectl apply` of a restore BackingImage."""
+def admission_review(index: int | None = None) -> dict[str, Any]:
+    """What kube-apiserver sends for `kubectl apply` of a restore BackingImage.
+
+    With `index`, review number `index` of a stream of distinct restores: its own uid, name
+    and backing image (so its backup-url too), as when many images are restored."""
+    image = "image-7" if index is None else f"image-{index}"
+    uid = "705ab4f5-6393-11e8-b7cc-42010a800002" if index is None else f"705ab4f5-{index:012d}"
     obj = {
         "apiVersion": "longhorn.io/v1beta2",
         "kind": "BackingImage",
         "metadata": {
-            "name": "image-7-restore",
+            "name": f"{image}-restore",
             "namespace": NS,
             "uid": "0b4f7c1e-3d55-4f4e-9a51-6c0f1f1a2b3c",
             "generation": 1,
@@ -73,7 +83,7 @@ def admission_review() -> dict[str, Any]:
         "spec": {
             "sourceType": "restore",
             "sourceParameters": {
-                "backup-url": f"{TARGET}?backingImage=image-7",
+                "backup-url": f"{TARGET}?backingImage={image}",
                 "concurrent-limit": "2",
                 "backup-target-name": "default",
             },
@@ -86,7 +96,7 @@ def admission_review() -> dict[str, Any]:
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "uid": uid,
             "kind": kind,
             "resource": {"group": "longhorn.io", "version": "v1beta2", "resource": "backingimages"},
             "requestKind": kind,
@@ -95,7 +105,7 @@ def admission_review() -> dict[str, Any]:
                 "version": "v1beta2",
                 "resource": "backingimages",
             },
-            "name": "image-7-restore",
+            "name": f"{image}-restore",
             "namespace": NS,
             "operation": "CREATE",
             "userInfo": {
@@ -188,6 +198,21 @@ def _bare_server(cert: str, key: str) -> None:
     asyncio.run(run())
 
 
+DISTINCT = 4096
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _write_lines(path: Path, count: int) -> Path:
+    with path.open("w") as out:
+        for index in range(count):
+            out.write(json.dumps(admission_review(index)) + "\n")
+    return path
+
+
 def _pinned(command: list[str], core: int) -> list[str]:
     return ["taskset", "-c", str(core), *command] if shutil.which("taskset") else command
 
@@ -266,10 +291,68 @@ def _check_answer(port: int, ca: Path, review: bytes) -> dict[str, Any]:
     return answer
 
 
+def _compare(
+    mode: str,
+    script: Path,
+    size: int,
+    args: argparse.Namespace,
+    bare: subprocess.Popen[bytes],
+    bare_port: int,
+    webhook: subprocess.Popen[bytes],
+    port: int,
+) -> None:
+    """wrk at concurrency 16 and 64 against both servers in turn; the medians of each."""
+    # The machine is shared: alternate the two servers and keep the median of each.
+    for connections in (16, 64):
+        runs: dict[str, list[tuple[float, float, int, float]]] = {"ceiling": [], "webhook": []}
+        servers = (("ceiling", bare_port, bare.pid), ("webhook", port, webhook.pid))
+        for _ in range(args.rounds):
+            for name, target, pid in servers:
+                run = _wrk(target, script, connections, args.seconds, pid)
+                runs[name].append(run)
+                result(
+                    f"webhook_tls_{name}",
+                    bodies=mode,
+                    concurrency=connections,
+                    seconds=args.seconds,
+                    body_bytes=size,
+                    rps=round(run[0]),
+                    p99_ms=round(run[1], 2),
+                    failed=run[2],
+                    server_cpu_us_per_request=round(run[3], 1),
+                )
+        ceiling_rps = statistics.median(r[0] for r in runs["ceiling"])
+        webhook_rps = statistics.median(r[0] for r in runs["webhook"])
+        result(
+            "webhook_tls_median",
+            bodies=mode,
+            concurrency=connections,
+            rounds=args.rounds,
+            ceiling_rps=round(ceiling_rps),
+            webhook_rps=round(webhook_rps),
+            ratio=round(webhook_rps / ceiling_rps, 2),
+            target_ratio=">=0.7",
+            webhook_p99_ms=round(statistics.median(r[1] for r in runs["webhook"]), 2),
+            ceiling_p99_ms=round(statistics.median(r[1] for r in runs["ceiling"]), 2),
+            cpu_ratio=round(
+                statistics.median(r[3] for r in runs["ceiling"])
+                / statistics.median(r[3] for r in runs["webhook"]),
+                2,
+            ),
+            target_p99="<=20ms" if connections == 16 else "-",
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--bodies",
+        choices=["same", "distinct", "both"],
+        default="both",
+        help=f"one review posted again and again, {DISTINCT} distinct ones in turn, or both",
+    )
     args, _ = parser.parse_known_args(sys.argv[1:] if __name__ == "__main__" else [])
     if shutil.which("wrk") is None:
         print("bench_webhook skipped: wrk is not installed (apt-get install -y wrk)")
@@ -297,12 +380,31 @@ def main() -> None:
     )
     review = json.dumps(admission_review()).encode()
     (work / "review.json").write_bytes(review)
-    script = work / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.body = io.open("{work / "review.json"}", "rb"):read("*a")\n'
-    )
+    scripts = {
+        "same": _write(
+            work / "same.lua",
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.body = io.open("{work / "review.json"}", "rb"):read("*a")\n',
+        ),
+        # More distinct reviews than any memo of ours holds (1024 backup URLs), in turn.
+        "distinct": _write(
+            work / "distinct.lua",
+            # In init: wrk sets the Host header just before calling it.
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            "local requests = {}\n"
+            "init = function(args)\n"
+            f'  for line in io.lines("{_write_lines(work / "reviews.jsonl", DISTINCT)}") do\n'
+            '    requests[#requests + 1] = wrk.format("POST", nil, nil, line)\n'
+            "  end\n"
+            "end\n"
+            "local i = 0\n"
+            "request = function()\n"
+            "  i = i % #requests + 1\n"
+            "  return requests[i]\n"
+            "end\n",
+        ),
+    }
     processes: list[subprocess.Popen[bytes]] = []
     with FakeKubeServer(crds=shared_dir() / "longhorn" / "crds.yaml") as fake:
         for obj in _cluster_objects():
@@ -355,53 +457,16 @@ def main() -> None:
                             break
                 except OSError:
                     time.sleep(0.05)
-            answer = _check_answer(port, work / "ca.crt", review)
-            assert answer.get("allowed") is True and "warnings" not in answer, answer
+            for body in (review, json.dumps(admission_review(DISTINCT - 1)).encode()):
+                answer = _check_answer(port, work / "ca.crt", body)
+                assert answer.get("allowed") is True and "warnings" not in answer, answer
             denied = json.loads(review)
             denied["request"]["object"]["spec"]["sourceParameters"]["concurrent-limit"] = "0"
             assert not _check_answer(port, work / "ca.crt", json.dumps(denied).encode())["allowed"]
 
-            size = len(review)
-            # The machine is shared: alternate the two servers and keep the median of each.
-            for connections in (16, 64):
-                runs: dict[str, list[tuple[float, float, int, float]]] = {
-                    "ceiling": [],
-                    "webhook": [],
-                }
-                servers = (("ceiling", bare_port, bare.pid), ("webhook", port, webhook.pid))
-                for _ in range(args.rounds):
-                    for name, target, pid in servers:
-                        run = _wrk(target, script, connections, args.seconds, pid)
-                        runs[name].append(run)
-                        result(
-                            f"webhook_tls_{name}",
-                            concurrency=connections,
-                            seconds=args.seconds,
-                            body_bytes=size,
-                            rps=round(run[0]),
-                            p99_ms=round(run[1], 2),
-                            failed=run[2],
-                            server_cpu_us_per_request=round(run[3], 1),
-                        )
-                ceiling_rps = statistics.median(r[0] for r in runs["ceiling"])
-                webhook_rps = statistics.median(r[0] for r in runs["webhook"])
-                result(
-                    "webhook_tls_median",
-                    concurrency=connections,
-                    rounds=args.rounds,
-                    ceiling_rps=round(ceiling_rps),
-                    webhook_rps=round(webhook_rps),
-                    ratio=round(webhook_rps / ceiling_rps, 2),
-                    target_ratio=">=0.7",
-                    webhook_p99_ms=round(statistics.median(r[1] for r in runs["webhook"]), 2),
-                    ceiling_p99_ms=round(statistics.median(r[1] for r in runs["ceiling"]), 2),
-                    cpu_ratio=round(
-                        statistics.median(r[3] for r in runs["ceiling"])
-                        / statistics.median(r[3] for r in runs["webhook"]),
-                        2,
-                    ),
-                    target_p99="<=20ms" if connections == 16 else "-",
-                )
+            modes = ["same", "distinct"] if args.bodies == "both" else [args.bodies]
+            for mode in modes:
+                _compare(mode, scripts[mode], len(review), args, bare, bare_port, webhook, port)
         finally:
             for proc in processes:
                 proc.terminate()

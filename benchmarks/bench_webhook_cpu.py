@@ -1,7 +1,7 @@
 """CPU per review of the webhook's handler path, in process, beside the ceiling's handler.
 
 wrk figures on a shared 2-core machine move with the neighbours' load; process CPU time
-does not. This drives both aiohttp handlers (the real `validate` and the bench's bare
+does not. This drives both aiohttp handlers (the real `Reviewer.validate` and the bench's bare
 ceiling) with the AdmissionReview bytes of bench_webhook, without sockets or TLS: parse ->
 decide -> serialise -> metrics -> web.Response. The handlers never suspend (the body is
 already there), so one `send(None)` runs each coroutine to its end without an event loop.
@@ -26,7 +26,7 @@ from benchmarks.bench_webhook import _cluster_objects, admission_review, ceiling
 from benchmarks.common import result
 from longhorn_bi.engine.facts import facts_from_objects
 from longhorn_bi.engine.versions import LonghornVersion
-from longhorn_bi.webhook.app import Settings, create_app, validate
+from longhorn_bi.webhook.app import REVIEWER, Settings, create_app
 from longhorn_bi.webhook.facts_cache import StaticFacts
 from longhorn_bi.webhook.metrics import Metrics
 
@@ -77,6 +77,7 @@ def main() -> None:
     version = LonghornVersion(1, 12)
     facts = facts_from_objects(_cluster_objects(), version, complete=True, origin="cluster")
     app = create_app(Settings(), StaticFacts(version, facts), Metrics())
+    validate = app[REVIEWER].validate
     review = admission_review()
     allowed = _Request(app, json.dumps(review).encode())
     denied = _Request(app, json.dumps(_denied(review)).encode())

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from longhorn_bi.engine.errors import InvalidBackupURL
-from longhorn_bi.engine.names import name_problem
+from longhorn_bi.engine.names import is_valid_name, name_problem
 
 SCHEMES = ("s3", "nfs", "cifs", "azblob", "vfs")
 BACKING_IMAGE_PARAM = "backingImage"
+_NAME_PREFIX = BACKING_IMAGE_PARAM + "="
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,12 @@ def _redact(url: str) -> str:
     return url
 
 
+# NUL, the other control characters, space and DEL.
+_BAD_CHAR = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _check_chars(url: str) -> None:
-    if any(ch == "\x00" or ord(ch) < 0x20 or ch in " \t\x7f" for ch in url):
+    if _BAD_CHAR.search(url):
         raise _fail(url.replace("\x00", "\\0"), "contains a NUL, control or space character")
 
 
@@ -189,6 +195,11 @@ def _parse_backup_url(url: str) -> BackingImageBackupURL:
         )
     _check_chars(url)
     base, _, query = url.partition("?")
+    name = query[len(_NAME_PREFIX) :] if query.startswith(_NAME_PREFIX) else ""
+    if is_valid_name(name):
+        # The form Longhorn writes, `?backingImage=<name>` alone: a valid name has no '&',
+        # '%' or '+', so the query parser below would find exactly this; skip it.
+        return BackingImageBackupURL(parse_target(base), name)
     params = parse_qsl(query, keep_blank_values=True)
     names = [value for key, value in params if key == BACKING_IMAGE_PARAM]
     if not names:

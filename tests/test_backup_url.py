@@ -91,6 +91,9 @@ def test_same_store_ignores_a_trailing_slash() -> None:
         ("vfs:///a/../../etc", "'..' path segment"),
         ("vfs:///a/b\x00c", "NUL"),
         ("s3://bucket@us-east-1/ path", "space"),
+        ("s3://bucket@us-east-1/\tpath", "control"),
+        ("s3://bucket@us-east-1/path\n", "control"),
+        ("s3://bucket@us-east-1/\x7fpath", "control"),
         ("s3://bucket@us-east-1/?backingImage=parrot", "is a backup URL"),
     ],
 )
@@ -123,3 +126,21 @@ def test_credentials_in_a_url_are_not_echoed() -> None:
 def test_format_refuses_an_invalid_name() -> None:
     with pytest.raises(InvalidBackupURL, match="name"):
         format_backup_url("s3://backupbucket@us-east-1/", "../etc")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "backingImage=parrot",
+        "backingImage=parrot&nfsOptions=soft",
+        "nfsOptions=soft&backingImage=parrot",
+        "backingImage=par%72ot",
+        "backingImage=parrot&",
+    ],
+)
+def test_the_plain_form_and_the_query_parser_agree(query: str) -> None:
+    """`?backingImage=<name>` alone skips the query parser; the answer is the same."""
+    url = parse_backup_url(f"nfs://server:/export?{query}")
+    assert url.backing_image == "parrot"
+    expected_target = "nfs://server:/export" + ("?nfsOptions=soft" if "nfsOptions" in query else "")
+    assert url.target == parse_target(expected_target)

@@ -60,10 +60,6 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encode(body).encode(), status=status, content_type=JSON)
 
 
-def _answer_response(answer: AdmissionResponse) -> web.Response:
-    return web.Response(body=response_json(answer), content_type=JSON)
-
-
 class Reviewer:
     """Answers one review body: parse, decide with the current rule context, count, log.
 
@@ -115,6 +111,23 @@ class Reviewer:
             status=400,
         )
 
+    async def validate(self, request: web.Request) -> web.Response:
+        """The POST /validate handler (a bound method: no app lookup per request)."""
+        metrics_ = self.metrics
+        metrics_.active += 1  # reviews in flight: the drain on SIGTERM waits for them
+        started = time.perf_counter()
+        try:
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return self.bad_request(
+                    f"the body is larger than {self.settings.max_body_bytes} bytes"
+                )
+            # The rest never waits: a plain call, not a second coroutine per review.
+            return self.review(raw, started)
+        finally:
+            metrics_.active -= 1
+
     def review(self, raw: bytes, started: float) -> web.Response:
         """The HTTP answer to one review body (`started`: perf_counter at its arrival)."""
         try:
@@ -143,8 +156,8 @@ class Reviewer:
             self.metrics.observe_review(
                 review.kind, review.operation, "error", time.perf_counter() - started
             )
-            return _answer_response(answer)
-        response = _answer_response(answer)
+            return web.Response(body=response_json(answer), content_type=JSON)
+        response = web.Response(body=response_json(answer), content_type=JSON)
         verdict = answer.verdict
         self.metrics.observe_review(
             review.kind, review.operation, verdict, time.perf_counter() - started
@@ -173,24 +186,6 @@ _INTERNAL_ERROR = "longhorn-bi: internal error; the object was not checked"
 
 
 REVIEWER = web.AppKey("reviewer", Reviewer)
-
-
-async def validate(request: web.Request) -> web.Response:
-    reviewer = request.app[REVIEWER]
-    metrics_ = reviewer.metrics
-    metrics_.active += 1  # reviews in flight: the drain on SIGTERM waits for them
-    started = time.perf_counter()
-    try:
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return reviewer.bad_request(
-                f"the body is larger than {reviewer.settings.max_body_bytes} bytes"
-            )
-        # The rest never waits: a plain call, not a second coroutine per review.
-        return reviewer.review(raw, started)
-    finally:
-        metrics_.active -= 1
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -267,7 +262,7 @@ def create_app(
         logger or logging.getLogger("longhorn_bi.webhook"),
         stopping or asyncio.Event(),
     )
-    app.router.add_post(VALIDATE_PATH, validate)
+    app.router.add_post(VALIDATE_PATH, app[REVIEWER].validate)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -186,13 +186,6 @@ def _key(v: Violation) -> tuple[str, str]:
     return (v.rule, v.path_str)
 
 
-def _being_deleted(obj: Mapping[str, Any]) -> bool:
-    metadata: Any = obj.get("metadata")
-    return (type(metadata) is dict or isinstance(metadata, Mapping)) and (
-        metadata.get("deletionTimestamp") is not None
-    )
-
-
 def deny_message(errors: list[Violation]) -> str:
     """`denied by longhorn-bi: [LHB202] spec...: ...; [LHB103] ...`: every error, one line."""
     return DENY_PREFIX + "; ".join(str(v) for v in errors)
@@ -208,8 +201,12 @@ def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
     since (a target that became unavailable).
     """
     obj = request.object
-    if not request.checked or obj is None or _being_deleted(obj):
+    if not request.checked or obj is None:
         return AdmissionResponse(request.uid, True)
+    metadata: Any = obj.get("metadata")
+    mapping = type(metadata) is dict or _is_mapping(metadata)
+    if mapping and metadata.get("deletionTimestamp") is not None:
+        return AdmissionResponse(request.uid, True)  # being deleted: only finalizers change
     # Empty for an object Longhorn made itself (is_longhorn_owned): those are never denied.
     violations = evaluate(with_request_identity(obj, request), ctx)
     if not violations:

@@ -105,7 +105,8 @@ def check_labels(m: Manifest, ctx: RuleContext) -> list[Finding]:
     found: list[Finding] = []
     labels = m.metadata.get("labels")
     if labels:  # most objects have a few plain labels, or none
-        _label_findings(as_mapping(labels), ("metadata", "labels"), found)
+        labels = labels if type(labels) is dict else as_mapping(labels)
+        _label_findings(labels, ("metadata", "labels"), found)
     if m.kind == "BackupBackingImage":
         _label_findings(as_mapping(m.spec.get("labels")), ("spec", "labels"), found)
     return found
