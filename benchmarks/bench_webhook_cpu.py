@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from benchmarks.bench_webhook import _cluster_objects, admission_review, ceiling_handler
+from benchmarks.bench_webhook import DISTINCT, _cluster_objects, admission_review, ceiling_handler
 from benchmarks.common import result
 from longhorn_bi.engine.facts import facts_from_objects
 from longhorn_bi.engine.versions import LonghornVersion
@@ -54,9 +55,11 @@ def _run(handler: Handler, request: _Request) -> web.Response:
     raise RuntimeError("the handler suspended")
 
 
-def _us_per_call(handler: Handler, request: _Request, iterations: int) -> float:
+def _us_per_call(handler: Handler, requests: Sequence[_Request], iterations: int) -> float:
+    """Mean CPU microseconds per call over `iterations` calls, the requests in turn."""
+    turn = itertools.islice(itertools.cycle(requests), iterations)
     started = time.process_time()
-    for _ in range(iterations):
+    for request in turn:
         _run(handler, request)
     return (time.process_time() - started) * 1e6 / iterations
 
@@ -81,34 +84,39 @@ def main() -> None:
     review = admission_review()
     allowed = _Request(app, json.dumps(review).encode())
     denied = _Request(app, json.dumps(_denied(review)).encode())
+    distinct = [_Request(app, json.dumps(admission_review(i)).encode()) for i in range(DISTINCT)]
     # The answers must be the ones bench_webhook checks: a clean allow and a deny.
     assert b'"allowed":true' in _run(validate, allowed).body  # type: ignore[operator]
     assert b'"allowed":false' in _run(validate, denied).body  # type: ignore[operator]
+    assert b'"allowed":true' in _run(validate, distinct[-1]).body  # type: ignore[operator]
 
     if args.profile:
         import cProfile
         import pstats
 
         profiler = cProfile.Profile()
-        profiler.runcall(_us_per_call, validate, allowed, args.iterations)
+        profiler.runcall(_us_per_call, validate, distinct, args.iterations)
         pstats.Stats(profiler).sort_stats(
             *(sys.argv[sys.argv.index("--sort") + 1],) if "--sort" in sys.argv else ("tottime",)
         ).print_stats(45)
         return
 
-    cases: list[tuple[str, Handler, _Request]] = [
-        ("ceiling", ceiling_handler, allowed),
-        ("webhook", validate, allowed),
-        ("webhook_denied", validate, denied),
+    cases: list[tuple[str, Handler, list[_Request]]] = [
+        ("ceiling", ceiling_handler, [allowed]),
+        ("webhook", validate, [allowed]),
+        ("webhook_denied", validate, [denied]),
+        # 4096 distinct reviews in turn, as bench_webhook --bodies distinct posts them.
+        ("ceiling_distinct", ceiling_handler, distinct),
+        ("webhook_distinct", validate, distinct),
     ]
-    for name, handler, request in cases:
-        _us_per_call(handler, request, args.iterations // 5)  # warm up
-        rounds = [_us_per_call(handler, request, args.iterations) for _ in range(args.rounds)]
+    for name, handler, requests in cases:
+        _us_per_call(handler, requests, args.iterations // 5)  # warm up
+        rounds = [_us_per_call(handler, requests, args.iterations) for _ in range(args.rounds)]
         result(
             f"webhook_cpu_{name}",
             iterations=args.iterations,
             rounds=args.rounds,
-            body_bytes=len(request._body),
+            body_bytes=len(requests[0]._body),
             us_per_request_median=round(statistics.median(rounds), 1),
             us_per_request_min=round(min(rounds), 1),
         )

@@ -34,8 +34,9 @@ VERSION_CRDS = ("backingimages.longhorn.io", "backupbackingimages.longhorn.io")
 class FactsSource(Protocol):
     """What the review handler needs: the version, the facts, and whether they are synced."""
 
-    @property
-    def version(self) -> LonghornVersion | None: ...
+    # None until the version is known (detected from the CRDs, or given). An attribute, not
+    # a property: the review handler reads it per review.
+    version: LonghornVersion | None
 
     def facts(self) -> ClusterFacts: ...
 
@@ -48,12 +49,8 @@ class FactsSource(Protocol):
 class StaticFacts:
     """Fixed facts: for tests, and for running without a cluster."""
 
-    fixed_version: LonghornVersion | None
+    version: LonghornVersion | None
     fixed: ClusterFacts
-
-    @property
-    def version(self) -> LonghornVersion | None:
-        return self.fixed_version
 
     def facts(self) -> ClusterFacts:
         return self.fixed
@@ -280,7 +277,7 @@ class ClusterFactsCache:
     ) -> None:
         self.client = client
         self.namespace = namespace
-        self._version = version
+        self.version = version
         self._metrics = metrics
         self._log = logger or logging.getLogger(__name__)
         self._backoff = backoff
@@ -288,10 +285,6 @@ class ClusterFactsCache:
         self.caches: list[ResourceCache] = []
         self._generation = 0
         self._built: tuple[int, ClusterFacts] | None = None
-
-    @property
-    def version(self) -> LonghornVersion | None:
-        return self._version
 
     def ready(self) -> bool:
         return bool(self.caches) and all(c.synced.is_set() for c in self.caches)
@@ -309,11 +302,11 @@ class ClusterFactsCache:
         # happens only once synced, and new caches count as a change (see run).
         if built is not None and built[0] == self._generation:
             return built[1]
-        if self._version is None or not self.ready():
+        if self.version is None or not self.ready():
             return ClusterFacts()
         if self._built is None or self._built[0] != self._generation:
             objects = [obj for cache in self.caches for obj in cache.objects.values()]
-            facts = facts_from_objects(objects, self._version, complete=True, origin="cluster")
+            facts = facts_from_objects(objects, self.version, complete=True, origin="cluster")
             self._built = (self._generation, facts)
         return self._built[1]
 
@@ -333,8 +326,8 @@ class ClusterFactsCache:
         raise AssertionError("unreachable: delays() is endless")
 
     async def run(self) -> None:
-        if self._version is None:
-            self._version = await self._detect()
+        if self.version is None:
+            self.version = await self._detect()
         self.caches = [
             ResourceCache(
                 self.client,
@@ -346,7 +339,7 @@ class ClusterFactsCache:
                 backoff=self._backoff,
                 watch_timeout=self._watch_timeout,
             )
-            for spec in resources_for(self._version)
+            for spec in resources_for(self.version)
         ]
         self._changed()  # facts built from earlier caches are stale now
         tasks = [asyncio.create_task(c.run(), name=f"watch-{c.spec.plural}") for c in self.caches]

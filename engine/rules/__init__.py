@@ -79,13 +79,15 @@ def _sort_key(v: Violation) -> tuple[int, str, str]:
 
 def evaluate(obj: Mapping[str, Any], ctx: RuleContext | None = None) -> list[Violation]:
     """Every violation of `obj`, errors first, then by field path."""
-    if not (type(obj) is dict or isinstance(obj, Mapping)) or is_longhorn_owned(obj):
+    if not (type(obj) is dict or isinstance(obj, Mapping)):
         return []
     ctx = ctx or RuleContext()
     manifest = Manifest(obj)
     kind = manifest.kind
     if kind not in CHECKED_KINDS:
         return []
+    if kind == "BackupBackingImage" and manifest.spec.get("userCreated") is False:
+        return []  # is_longhorn_owned, read off the manifest
     source = manifest.source_type
     # Rule.run's work inlined: one generator per rule instead of two nested ones, in a
     # loop rather than a comprehension (which is a call of its own before Python 3.12).

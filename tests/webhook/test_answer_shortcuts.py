@@ -64,5 +64,5 @@ def test_the_rule_context_is_made_again_only_when_facts_change() -> None:
     second = reviewer.context()
     assert second is not first and second is not None and second.facts is source.fixed
     assert second.longhorn_namespace == "longhorn-system"
-    source.fixed_version = None
+    source.version = None
     assert reviewer.context() is None
