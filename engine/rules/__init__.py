@@ -77,8 +77,8 @@ def _sort_key(v: Violation) -> tuple[int, str, str]:
     return (_SEVERITY_ORDER[v.severity], v.path_str, v.rule)
 
 
-def evaluate(obj: Mapping[str, Any], ctx: RuleContext | None = None) -> list[Violation]:
-    """Every violation of `obj`, errors first, then by field path."""
+def evaluate(obj: Any, ctx: RuleContext | None = None) -> list[Violation]:
+    """Every violation of `obj`, errors first, then by field path (none if not a mapping)."""
     if not (type(obj) is dict or isinstance(obj, Mapping)):
         return []
     ctx = ctx or RuleContext()
