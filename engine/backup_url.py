@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from longhorn_bi.engine.errors import InvalidBackupURL
-from longhorn_bi.engine.names import is_valid_name, name_problem
+from longhorn_bi.engine.names import MAX_NAME_LENGTH, name_problem
 
 SCHEMES = ("s3", "nfs", "cifs", "azblob", "vfs")
 BACKING_IMAGE_PARAM = "backingImage"
-_NAME_PREFIX = BACKING_IMAGE_PARAM + "="
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,11 @@ def _redact(url: str) -> str:
 
 # NUL, the other control characters, space and DEL.
 _BAD_CHAR = re.compile(r"[\x00-\x20\x7f]")
+# `<target>?backingImage=<valid name>`: no NUL, control or space character (as _check_chars),
+# and a name is_valid_name accepts (no '&', '%' or '+', so parse_qsl would read it as is).
+_PLAIN_BACKUP_URL = re.compile(
+    rf"([^\x00-\x20\x7f?]+)\?{BACKING_IMAGE_PARAM}=([a-z0-9][a-z0-9_.-]{{1,{MAX_NAME_LENGTH - 1}}})\Z"
+).match
 
 
 def _check_chars(url: str) -> None:
@@ -189,17 +193,17 @@ def parse_backup_url(url: str) -> BackingImageBackupURL:
 
 
 def _parse_backup_url(url: str) -> BackingImageBackupURL:
+    plain = _PLAIN_BACKUP_URL(url) if isinstance(url, str) else None
+    if plain is not None:
+        # The form Longhorn writes, `<target>?backingImage=<name>` with a valid name and
+        # nothing else in the query: one match does what the checks below would find.
+        return BackingImageBackupURL(parse_target(plain[1]), plain[2])
     if not isinstance(url, str) or not url.strip():
         raise InvalidBackupURL(
             "backup URL is empty", hint="e.g. s3://bucket@us-east-1/?backingImage=parrot"
         )
     _check_chars(url)
     base, _, query = url.partition("?")
-    name = query[len(_NAME_PREFIX) :] if query.startswith(_NAME_PREFIX) else ""
-    if is_valid_name(name):
-        # The form Longhorn writes, `?backingImage=<name>` alone: a valid name has no '&',
-        # '%' or '+', so the query parser below would find exactly this; skip it.
-        return BackingImageBackupURL(parse_target(base), name)
     params = parse_qsl(query, keep_blank_values=True)
     names = [value for key, value in params if key == BACKING_IMAGE_PARAM]
     if not names:

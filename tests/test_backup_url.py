@@ -110,6 +110,9 @@ def test_invalid_targets_say_why(url: str, expected: str) -> None:
         ("s3://backupbucket@us-east-1/?backingImage=a/b", "invalid backing image"),
         ("s3://backupbucket@us-east-1/?backingImage=..", "invalid backing image"),
         ("s3://backupbucket@us-east-1/?backingImage=a&backingImage=b", "more than one"),
+        ("s3://backupbucket@us-east-1/\tx?backingImage=parrot", "control"),
+        ("s3://backupbucket@us-east-1/../x?backingImage=parrot", "'..' path segment"),
+        ("?backingImage=parrot", "empty"),
     ],
 )
 def test_invalid_backup_urls_say_why(url: str, expected: str) -> None:
