@@ -1,7 +1,7 @@
 """The aiohttp applications: the HTTPS review endpoint, and the plain-HTTP probe/metrics one.
 
-The review handler only reads the body and hands it to the app's `Reviewer` (parse,
-`review.decide`, serialise, count). Dependencies (settings, the facts source, metrics,
+The review handler is the app's `Reviewer.validate`: read the body, parse, `review.decide`,
+serialise, count. Dependencies (settings, the facts source, metrics,
 logger) come in through `create_app` and live in typed `web.AppKey`s; background work
 (certificate reload, cluster caches) runs in `cleanup_ctx`.
 """
@@ -63,8 +63,8 @@ def _json(body: Any, status: int = 200) -> web.Response:
 class Reviewer:
     """Answers one review body: parse, decide with the current rule context, count, log.
 
-    Holds what every review needs, so the handler makes one app lookup per request. The
-    RuleContext is made again only when the version or the facts change (a facts source
+    Holds what every review needs; its `validate` is the route's handler as a bound method,
+    so a request makes no app lookup. The RuleContext is made again only when the version or the facts change (a facts source
     hands out the same facts object until the cluster changes), not per review.
     """
 

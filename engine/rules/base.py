@@ -1,8 +1,9 @@
 """The shape of a rule, the violations it yields, and the context it runs in.
 
 A rule is a pure function of (object, context) where the context carries the Longhorn
-version, the Longhorn namespace and the cluster facts. It yields (or returns a list of) `Finding`s (a field path and
-a message); the registry stamps them with the rule's id and severity.
+version, the Longhorn namespace and the cluster facts. It yields (or returns a list of)
+`Finding`s (a field path and a message); the registry stamps them with the rule's id and
+severity.
 """
 
 from __future__ import annotations

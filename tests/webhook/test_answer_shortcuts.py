@@ -66,3 +66,16 @@ def test_the_rule_context_is_made_again_only_when_facts_change() -> None:
     assert second.longhorn_namespace == "longhorn-system"
     source.version = None
     assert reviewer.context() is None
+
+
+def test_reviews_of_other_kinds_share_one_label() -> None:
+    metrics = Metrics()
+    for kind in ("Pod", "Secret", "BackingImage"):
+        metrics.observe_review(kind, "CREATE", "allowed", 0.001)
+    text = metrics.exposition().decode()
+    assert (
+        'longhorn_bi_webhook_reviews_total{kind="other",operation="CREATE",verdict="allowed"} 2.0'
+        in text
+    )
+    assert 'kind="BackingImage",operation="CREATE",verdict="allowed"} 1.0' in text
+    assert 'kind="Pod"' not in text
