@@ -207,7 +207,7 @@ def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
     mapping = type(metadata) is dict or _is_mapping(metadata)
     if mapping and metadata.get("deletionTimestamp") is not None:
         return AdmissionResponse(request.uid, True)  # being deleted: only finalizers change
-    # Empty for an object Longhorn made itself (is_longhorn_owned): those are never denied.
+    # Empty for an object Longhorn made itself (Manifest.longhorn_owned): never denied.
     violations = evaluate(with_request_identity(obj, request), ctx)
     if not violations:
         return AdmissionResponse(request.uid, True)

@@ -33,7 +33,6 @@ __all__ = [
     "Violation",
     "evaluate",
     "format_path",
-    "is_longhorn_owned",
 ]
 
 RULES.sort(key=lambda r: r.id)
@@ -60,19 +59,6 @@ _PLANS = {
 }
 
 
-def is_longhorn_owned(obj: Mapping[str, Any]) -> bool:
-    """A BackupBackingImage that Longhorn synced from the backupstore (userCreated: false).
-
-    Longhorn creates these itself; rejecting one would break its sync, so no rule applies.
-    """
-    spec = obj.get("spec")
-    return (
-        obj.get("kind") == "BackupBackingImage"
-        and isinstance(spec, Mapping)
-        and spec.get("userCreated") is False
-    )
-
-
 def _sort_key(v: Violation) -> tuple[int, str, str]:
     return (_SEVERITY_ORDER[v.severity], v.path_str, v.rule)
 
@@ -84,10 +70,8 @@ def evaluate(obj: Any, ctx: RuleContext | None = None) -> list[Violation]:
     ctx = ctx or RuleContext()
     manifest = Manifest(obj)
     kind = manifest.kind
-    if kind not in CHECKED_KINDS:
+    if kind not in CHECKED_KINDS or manifest.longhorn_owned:
         return []
-    if kind == "BackupBackingImage" and manifest.spec.get("userCreated") is False:
-        return []  # is_longhorn_owned, read off the manifest
     source = manifest.source_type
     # Rule.run's work inlined: one generator per rule instead of two nested ones, in a
     # loop rather than a comprehension (which is a call of its own before Python 3.12).

@@ -101,6 +101,7 @@ class Manifest:
         "backup_url",
         "backup_url_error",
         "kind",
+        "longhorn_owned",
         "metadata",
         "name",
         "namespace",
@@ -122,6 +123,11 @@ class Manifest:
             metadata if type(metadata) is dict else as_mapping(metadata)
         )
         self.spec: Mapping[str, Any] = spec if type(spec) is dict else as_mapping(spec)
+        # A BackupBackingImage that Longhorn synced from the backupstore (userCreated: false).
+        # Longhorn creates these itself; rejecting one would break its sync, so no rule applies.
+        self.longhorn_owned: bool = (
+            self.kind == "BackupBackingImage" and self.spec.get("userCreated") is False
+        )
         name, namespace = self.metadata.get("name"), self.metadata.get("namespace")
         self.name: str = name if type(name) is str else as_text(name) or ""
         self.namespace: str | None = namespace if type(namespace) is str else as_text(namespace)
@@ -165,15 +171,8 @@ class Manifest:
             node = node[part]
         return node
 
-    def has(self, path: Path) -> bool:
-        parent = self.get(path[:-1]) if len(path) > 1 else self.obj
-        return (type(parent) is dict or isinstance(parent, Mapping)) and path[-1] in parent
-
     def text(self, path: Path) -> str | None:
         return as_text(self.get(path))
-
-    def mapping(self, path: Path) -> Mapping[str, Any]:
-        return as_mapping(self.get(path))
 
 
 # A generator, or a list when the check builds one anyway.
