@@ -359,7 +359,7 @@ def main() -> None:
         return
 
     from tests.fakekube import FakeKubeServer, write_kubeconfig
-    from tests.support import shared_dir
+    from tests.support import crd_file
 
     work = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
     subprocess.run(
@@ -406,7 +406,7 @@ def main() -> None:
         ),
     }
     processes: list[subprocess.Popen[bytes]] = []
-    with FakeKubeServer(crds=shared_dir() / "longhorn" / "crds.yaml") as fake:
+    with FakeKubeServer(crds=crd_file("1.12")) as fake:
         for obj in _cluster_objects():
             fake.put(obj)
         kubeconfig = write_kubeconfig(work / "kubeconfig", fake.url)

@@ -1,4 +1,4 @@
-"""Paths and data the tests share: ../shared (beside the repository) and the seed manifests."""
+"""Paths and data the tests share: Longhorn's vendored CRDs and documented manifests (tests/data)."""
 
 from __future__ import annotations
 
@@ -13,47 +13,28 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PLUGIN = VENV_BIN / "kubectl-longhorn_bi"
-SEED_NAME = "000_59a6917ac71459f7.txt"
 
 
-def shared_dir() -> Path:
-    """The shared/ folder: $LONGHORN_BI_SHARED, or ../shared beside the repository."""
-    override = os.environ.get("LONGHORN_BI_SHARED")
-    if override:
-        return Path(override).resolve()
-    for candidate in (REPO.parent / "shared", REPO.parent.parent / "shared"):
-        if (candidate / "longhorn").is_dir():
-            return candidate
-    raise FileNotFoundError(f"shared/ not found beside {REPO}; set LONGHORN_BI_SHARED")
+LONGHORN_DATA = REPO / "tests" / "data" / "longhorn"
+DOCS_DATA = REPO / "tests" / "data" / "longhorn-docs"
+CRD_FILES = {"1.6": "crds-v1.6.4.yaml", "1.12": "crds-v1.12.1.yaml"}
+
+
+def crd_file(version_line: str) -> Path:
+    """Longhorn's CRDs (vendored) for the "1.6" (v1.6.4) or "1.12" (v1.12.1) line."""
+    return LONGHORN_DATA / CRD_FILES[version_line]
 
 
 def crd_documents(version_line: str) -> list[dict[str, Any]]:
     """Longhorn's CRDs for "1.6" (v1.6.4) or "1.12" (v1.12.1)."""
-    name = "crds-v1.6.yaml" if version_line == "1.6" else "crds.yaml"
-    return [d for d in yaml.safe_load_all((shared_dir() / "longhorn" / name).read_text()) if d]
+    return [d for d in yaml.safe_load_all(crd_file(version_line).read_text()) if d]
 
 
 def seed_manifests() -> list[str]:
-    """The three YAML manifests in the seed (Longhorn's backing image backup page), as text.
-
-    A manifest starts at `apiVersion:` and runs while lines are indented or are one of the
-    top-level keys of an object; the prose between them ends it.
-    """
-    manifests: list[str] = []
-    current: list[str] | None = None
-    for line in (shared_dir() / "seeds" / SEED_NAME).read_text().splitlines():
-        if line.startswith("apiVersion:"):
-            current = [line]
-            manifests.append("")
-        elif current is not None and (
-            line.startswith((" ", "\t")) or line.split(":")[0] in {"kind", "metadata", "spec"}
-        ):
-            current.append(line)
-        else:
-            current = None
-        if current is not None:
-            manifests[-1] = "\n".join(current) + "\n"
-    return manifests
+    """The three manifests of Longhorn's "Backing Image Backup" page (v1.6), as text."""
+    text = (DOCS_DATA / "v1.6-backing-image-backup.yaml").read_text()
+    body = text[text.index("apiVersion:") :]  # after the citation header
+    return [part.lstrip("\n") for part in body.split("\n---\n")]
 
 
 def run_cli(

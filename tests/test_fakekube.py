@@ -17,7 +17,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.fakekube import FakeKubeServer, shared_dir, write_kubeconfig
+from tests.fakekube import FakeKubeServer, crd_file, write_kubeconfig
 
 NS = "longhorn-system"
 GROUP, VERSION = "longhorn.io", "v1beta2"
@@ -352,7 +352,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_tls_with_the_ca_in_the_kubeconfig(tmp_path: Path) -> None:
     cert_file, key_file = self_signed(tmp_path)
-    with FakeKubeServer(shared_dir() / "longhorn" / "crds.yaml", tls=(cert_file, key_file)) as srv:
+    with FakeKubeServer(crd_file("1.12"), tls=(cert_file, key_file)) as srv:
         assert srv.url.startswith("https://127.0.0.1:")
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", srv.url, ca_file=cert_file)
         with config.new_client_from_config(config_file=str(kubeconfig)) as api:
@@ -369,7 +369,7 @@ def test_tls_with_the_ca_in_the_kubeconfig(tmp_path: Path) -> None:
 
 
 def test_v16_crds_serve_both_versions() -> None:
-    with FakeKubeServer(crds=shared_dir() / "longhorn" / "crds-v1.6.yaml") as server:
+    with FakeKubeServer(crds=crd_file("1.6")) as server:
         server.put(backing_image("old"))
         url = f"{server.url}/apis/{GROUP}/v1beta1/namespaces/{NS}/backingimages/old"
         http = urllib3.PoolManager()
@@ -461,9 +461,3 @@ def test_kubectl_reads_discovery_and_objects_through_the_kubeconfig(
     assert ("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/backingimages/bi-k") in [
         (m, p) for m, p, _ in fake_kube.requests
     ]
-
-
-def test_shared_dir_honours_the_environment(monkeypatch, tmp_path: Path) -> None:
-    assert (shared_dir() / "longhorn" / "crds.yaml").is_file()
-    monkeypatch.setenv("LONGHORN_BI_SHARED", str(tmp_path))
-    assert shared_dir() == tmp_path.resolve()

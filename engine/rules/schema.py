@@ -1,7 +1,7 @@
 """The slice of Longhorn's CRD schemas the rules need: field types and known spec fields.
 
 Written from the v1.6.4 and v1.12.1 CRDs (tests/test_schema_tables.py compares these tables
-with ../shared/longhorn/). v1.7 is taken as v1.12 without `dataEngine` (v2 backing images
+with the vendored tests/data/longhorn/). v1.7 is taken as v1.12 without `dataEngine` (v2 backing images
 arrived in v1.8); clone, encryption, selectors and minNumberOfCopies arrived in v1.7.
 """
 

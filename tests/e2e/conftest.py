@@ -2,7 +2,7 @@
 
     LONGHORN_BI_E2E_KUBECONFIG=~/.kube/config make e2e
 
-Run them on a scratch cluster without Longhorn: Longhorn's CRDs from ../shared/longhorn/
+Run them on a scratch cluster without Longhorn: Longhorn's CRDs from tests/data/longhorn/
 are installed when missing (and removed afterwards), and every object lives in a fresh
 namespace that is deleted at the end (or in LONGHORN_BI_E2E_NAMESPACE, an existing one that
 is kept, for users who may not create namespaces). No Longhorn controller runs, so the tests write the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import VENV_BIN, shared_dir
+from tests.support import VENV_BIN, crd_file
 
 ENV_VAR = "LONGHORN_BI_E2E_KUBECONFIG"
 NAMESPACE_VAR = "LONGHORN_BI_E2E_NAMESPACE"
@@ -85,7 +85,7 @@ def real_cluster(e2e_kubeconfig: Path) -> Iterator[RealCluster]:
     namespace = given or f"longhorn-bi-e2e-{uuid.uuid4().hex[:8]}"
     cluster = RealCluster(e2e_kubeconfig, namespace)
     created_crds = cluster.kubectl("get", "crd", CRD, check=False).returncode != 0
-    crds = shared_dir() / "longhorn" / "crds.yaml"
+    crds = crd_file("1.12")
     if created_crds:
         cluster.kubectl("apply", "--server-side", "-f", str(crds))
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import yaml
 
-from tests.support import shared_dir
+from tests.support import crd_file
 
 from .server import FakeKubeServer
 from .store import ApiError, Resource
 
-__all__ = ["ApiError", "FakeKubeServer", "Resource", "shared_dir", "write_kubeconfig"]
+__all__ = ["ApiError", "FakeKubeServer", "Resource", "crd_file", "write_kubeconfig"]
 
 
 def write_kubeconfig(

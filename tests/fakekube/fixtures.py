@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from . import FakeKubeServer, shared_dir, write_kubeconfig
+from . import FakeKubeServer, crd_file, write_kubeconfig
 
 
 @pytest.fixture
 def fake_kube() -> Iterator[FakeKubeServer]:
     """A started fake API server with the Longhorn v1.12 CRDs; stopped at teardown."""
-    with FakeKubeServer(crds=shared_dir() / "longhorn" / "crds.yaml") as server:
+    with FakeKubeServer(crds=crd_file("1.12")) as server:
         yield server
 
 

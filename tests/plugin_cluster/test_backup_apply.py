@@ -186,11 +186,9 @@ def test_wait_and_dry_run_do_not_mix(cluster: Cluster):
 
 
 def test_longhorn_16_backup_waits_to_completion_in_another_namespace(tmp_path):
-    from tests.fakekube import FakeKubeServer, shared_dir, write_kubeconfig
+    from tests.fakekube import FakeKubeServer, crd_file, write_kubeconfig
 
-    with FakeKubeServer(
-        crds=shared_dir() / "longhorn" / "crds-v1.6.yaml", namespace="storage"
-    ) as server:
+    with FakeKubeServer(crds=crd_file("1.6"), namespace="storage") as server:
         kubeconfig = write_kubeconfig(tmp_path / "kc", server.url, namespace="storage")
         cluster = Cluster(server, kubeconfig)
         setting = {

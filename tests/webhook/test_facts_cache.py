@@ -19,7 +19,7 @@ from longhorn_bi.webhook.facts_cache import Backoff, ClusterFactsCache, Resource
 from longhorn_bi.webhook.kube import KubeClient, load_auth
 from longhorn_bi.webhook.logging_json import JsonFormatter
 from longhorn_bi.webhook.metrics import Metrics
-from tests.fakekube import FakeKubeServer, shared_dir, write_kubeconfig
+from tests.fakekube import FakeKubeServer, crd_file, write_kubeconfig
 from tests.webhook.helpers import CHECKSUM, NS, TARGET_URL, backing_image, backup, review
 
 FAST = Backoff(0.01, 0.1)
@@ -262,7 +262,7 @@ async def test_reviews_use_live_facts(
 
 @pytest.mark.asyncio
 async def test_longhorn_v16_uses_the_backup_target_setting(tmp_path: Path) -> None:
-    with FakeKubeServer(crds=shared_dir() / "longhorn" / "crds-v1.6.yaml", token="t") as fake:
+    with FakeKubeServer(crds=crd_file("1.6"), token="t") as fake:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake.url, token="t")
         fake.put(
             {
@@ -309,7 +309,7 @@ async def test_version_detection_waits_for_longhorn(tmp_path: Path) -> None:
             assert cache.version is None and not cache.ready()
             from tests.fakekube.store import crd_resource, load_crds
 
-            for crd in load_crds(shared_dir() / "longhorn" / "crds.yaml"):
+            for crd in load_crds(crd_file("1.12")):
                 fake.store.register(crd_resource(crd))
                 fake.put(crd)
             await cache.wait_synced()
