@@ -27,7 +27,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # mypy cannot follow setuptools' editable finder, so it reads the packages through a
-# small symlink tree that mirrors the installed import names.
+# small symlink tree that mirrors the installed import names (editable_mode=strict does not
+# fit this layout: docs/architecture.md says why).
 typecheck: $(STAMP)
 	@rm -rf .build/typecheck && mkdir -p .build/typecheck/longhorn_bi
 	@for d in engine plugin webhook; do ln -s ../../../$$d .build/typecheck/longhorn_bi/$$d; done

@@ -63,7 +63,7 @@ class BackingImageBackupURL:
     backing_image: str
 
     def __str__(self) -> str:
-        return format_backup_url(self.target.url, self.backing_image)
+        return format_backup_url(self.target, self.backing_image)
 
 
 def _fail(url: str, problem: str, hint: str | None = None) -> InvalidBackupURL:
@@ -177,12 +177,14 @@ def _parse_s3(
     return BackupTarget(url, "s3", bucket, region, path or "/", query)
 
 
-def format_backup_url(target_url: str, backing_image: str) -> str:
-    """The backup URL of `backing_image` on the target, exactly as Longhorn encodes it."""
+def format_backup_url(target: str | BackupTarget, backing_image: str) -> str:
+    """The backup URL of `backing_image` on the target, exactly as Longhorn encodes it.
+
+    A target given as a string is checked by parsing it; a parsed one is not parsed again."""
     problem = name_problem(backing_image)
     if problem:
         raise InvalidBackupURL(f"backing image name {problem}")
-    parse_target(target_url)
+    target_url = target.url if isinstance(target, BackupTarget) else parse_target(target).url
     separator = "&" if "?" in target_url else "?"
     return f"{target_url}{separator}{BACKING_IMAGE_PARAM}={quote(backing_image, safe='')}"
 

@@ -5,37 +5,13 @@ Each step prints the command it runs and what the command printed, as a user wou
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from longhorn_bi.demo_steps import step
+from longhorn_bi.demo_store import DEMO_IMAGE_NAME, run_store_demo
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "gitops"
-
-
-def _command_prefix() -> list[str]:
-    """`kubectl longhorn-bi` when kubectl is installed (it finds the plugin on PATH)."""
-    if shutil.which("kubectl"):
-        return ["kubectl", "longhorn-bi"]
-    return [str(BIN / "kubectl-longhorn_bi")]
-
-
-def step(title: str, *args: str, expect: int = 0) -> str:
-    command = [*_command_prefix(), *args]
-    shown = " ".join(["kubectl longhorn-bi", *args])
-    print(f"\n== {title}\n$ {shown}", flush=True)
-    # The venv's bin on PATH is how kubectl finds the plugin.
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    sys.stdout.write(result.stdout)
-    sys.stdout.write("".join(f"  (stderr) {line}\n" for line in result.stderr.splitlines()))
-    print(f"[exit {result.returncode}]", flush=True)
-    if result.returncode != expect:
-        raise SystemExit(f"demo step failed: {shown} exited {result.returncode}, expected {expect}")
-    return result.stdout
 
 
 def main() -> None:
@@ -81,8 +57,6 @@ def main() -> None:
 
 def store_demo(workdir: Path) -> None:
     """A real backup on a local backupstore, then the manifests that point at it."""
-    from longhorn_bi.demo_store import DEMO_IMAGE_NAME, run_store_demo
-
     url, checksum = run_store_demo(workdir)
     step("The BackupBackingImage for that image", "backup", DEMO_IMAGE_NAME)
     step(

@@ -11,6 +11,8 @@ import hashlib
 import sys
 from pathlib import Path
 
+from longhorn_bi.demo_steps import step
+
 MIB = 1024 * 1024
 DEMO_IMAGE_NAME = "demo-image"
 
@@ -34,8 +36,6 @@ def make_demo_image(path: Path) -> str:
 
 def run_store_demo(workdir: Path) -> tuple[str, str]:
     """Back up, verify and restore the demo image through the CLI; returns (URL, checksum)."""
-    from longhorn_bi.demo import step
-
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     image = workdir / f"{DEMO_IMAGE_NAME}.raw"

@@ -16,7 +16,7 @@ from longhorn_bi.plugin.store import OUTPUT
 @OUTPUT
 def checksum(source: str, fmt: str) -> None:
     """Streaming SHA-512 of a file or an http(s):// URL (for spec.checksum)."""
-    from longhorn_bi.engine.checksum import sha512_of
+    from longhorn_bi.engine.store.checksum import sha512_of
 
     total = os.path.getsize(source) if os.path.isfile(source) else None
     with progress_bar(total, "sha512") as progress:

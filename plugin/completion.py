@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from longhorn_bi.plugin.cli import COMPLETE_VAR, PROG_NAME, cli
+from longhorn_bi.plugin.root import COMPLETE_VAR, PROG_NAME, cli
 
 SCRIPT_NAME = "kubectl-longhorn_bi"
 

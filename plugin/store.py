@@ -92,7 +92,7 @@ def backup(
     fmt: str,
 ) -> None:
     """Back up raw image FILE to TARGET in Longhorn's backing-image layout; print its URL."""
-    from longhorn_bi.engine.backup import backup_image
+    from longhorn_bi.engine.store.backup import backup_image
 
     size = os.path.getsize(file) if os.path.isfile(file) else None
     with progress_bar(size, "backup") as progress:
@@ -159,8 +159,8 @@ def restore(
     fmt: str,
 ) -> None:
     """Restore the backup at URL (TARGET?backingImage=NAME) into a file, checked by SHA-512."""
-    from longhorn_bi.engine.restore import check_restore_args, restore_backup
-    from longhorn_bi.engine.store_admin import inspect_backup
+    from longhorn_bi.engine.store.admin import inspect_backup
+    from longhorn_bi.engine.store.restore import check_restore_args, restore_backup
 
     check_restore_args(concurrent_limit, checksum)
     info = inspect_backup(url, store_options=_options(mount_point))
@@ -195,7 +195,7 @@ def restore(
 @OUTPUT
 def ls(target: str, mount_point: str | None, fmt: str) -> None:
     """List the backing image backups on TARGET."""
-    from longhorn_bi.engine.store_admin import list_backups
+    from longhorn_bi.engine.store.admin import list_backups
 
     found = list_backups(target, store_options=_options(mount_point))
     lines = [f"{'NAME':<32} {'SIZE':>12} {'STATE':<11} {'COMPLETED':<21} URL"]
@@ -215,7 +215,7 @@ def ls(target: str, mount_point: str | None, fmt: str) -> None:
 @OUTPUT
 def inspect(url: str, mount_point: str | None, fmt: str) -> None:
     """Show the recorded details of the backup at URL."""
-    from longhorn_bi.engine.store_admin import inspect_backup
+    from longhorn_bi.engine.store.admin import inspect_backup
 
     info = inspect_backup(url, store_options=_options(mount_point))
     doc = info.as_dict()
@@ -232,8 +232,9 @@ def inspect(url: str, mount_point: str | None, fmt: str) -> None:
 @OUTPUT
 def verify(url: str, concurrent_limit: int, mount_point: str | None, fmt: str) -> None:
     """Read and check every block and the image SHA-512 of the backup at URL; write nothing."""
-    from longhorn_bi.engine.restore import check_restore_args, verify_backup
-    from longhorn_bi.engine.store_admin import inspect_backup
+    from longhorn_bi.engine.store.admin import inspect_backup
+    from longhorn_bi.engine.store.restore import check_restore_args
+    from longhorn_bi.engine.store.verify import verify_backup
 
     check_restore_args(concurrent_limit, None)
     info = inspect_backup(url, store_options=_options(mount_point))
@@ -281,7 +282,7 @@ def verify(url: str, concurrent_limit: int, mount_point: str | None, fmt: str) -
 @OUTPUT
 def rm(url: str, mount_point: str | None, fmt: str) -> None:
     """Delete the backup at URL and collect blocks no other backup uses."""
-    from longhorn_bi.engine.store_admin import remove_backup
+    from longhorn_bi.engine.store.admin import remove_backup
 
     result = remove_backup(url, store_options=_options(mount_point))
     doc = {

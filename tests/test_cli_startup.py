@@ -10,7 +10,7 @@ import sys
 import click
 import pytest
 
-from longhorn_bi.plugin.cli import SUBCOMMANDS, cli
+from longhorn_bi.plugin.root import SUBCOMMANDS, cli
 from tests.support import VENV_BIN, run_cli
 
 HEAVY = ("kubernetes", "boto3", "botocore", "aiohttp")

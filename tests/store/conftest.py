@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from longhorn_bi.engine.locks import LockTimings
+from longhorn_bi.engine.store.locks import LockTimings
 from tests.store.s3_server import moto_endpoint, s3_bucket
 
 __all__ = ["moto_endpoint", "s3_bucket"]  # fixtures shared by the store tests

@@ -13,10 +13,11 @@ from pathlib import Path
 import lz4.frame
 import pytest
 
-from longhorn_bi.engine.backup import backup_image
 from longhorn_bi.engine.errors import BackupstoreError
-from longhorn_bi.engine.restore import restore_backup, verify_backup
-from longhorn_bi.engine.store_vfs import VfsStore
+from longhorn_bi.engine.store.backup import backup_image
+from longhorn_bi.engine.store.drivers.vfs import VfsStore
+from longhorn_bi.engine.store.restore import restore_backup
+from longhorn_bi.engine.store.verify import verify_backup
 from tests.store.reference_store import (
     BLOCK,
     MIB,

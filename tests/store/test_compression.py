@@ -8,8 +8,8 @@ import os
 import lz4.frame
 import pytest
 
-from longhorn_bi.engine.compression import compress, decompress, detect
 from longhorn_bi.engine.errors import IntegrityError
+from longhorn_bi.engine.store.compression import compress, decompress, detect
 
 MIB = 1024 * 1024
 TEXT = (b"a line of text-like content in a backing image\n" * 50000)[: 2 * MIB]

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from longhorn_bi.engine.backup import backup_image
-from longhorn_bi.engine.blockstore_layout import block_key
-from longhorn_bi.engine.catalog import require_cfg
 from longhorn_bi.engine.errors import IntegrityError, InvalidBackupURL, InvalidInput, NotFound
-from longhorn_bi.engine.restore import restore_backup, verify_backup
-from longhorn_bi.engine.store_driver import open_store
+from longhorn_bi.engine.store.backup import backup_image
+from longhorn_bi.engine.store.catalog import require_cfg
+from longhorn_bi.engine.store.drivers import open_store
+from longhorn_bi.engine.store.layout import block_key
+from longhorn_bi.engine.store.restore import restore_backup
+from longhorn_bi.engine.store.verify import verify_backup
 from tests.store.reference_store import BLOCK, make_sparse_file
 
 

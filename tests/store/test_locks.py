@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from longhorn_bi.engine.backup import BackupResult, backup_image
-from longhorn_bi.engine.blockstore_layout import block_key, lock_dir
-from longhorn_bi.engine.catalog import load_cfg
 from longhorn_bi.engine.errors import LockConflict
-from longhorn_bi.engine.locks import LockTimings
-from longhorn_bi.engine.restore import restore_backup, verify_backup
-from longhorn_bi.engine.store_admin import remove_backup
-from longhorn_bi.engine.store_vfs import VfsStore
+from longhorn_bi.engine.store.admin import remove_backup
+from longhorn_bi.engine.store.backup import BackupResult, backup_image
+from longhorn_bi.engine.store.catalog import load_cfg
+from longhorn_bi.engine.store.drivers.vfs import VfsStore
+from longhorn_bi.engine.store.layout import block_key, lock_dir
+from longhorn_bi.engine.store.locks import LockTimings
+from longhorn_bi.engine.store.restore import restore_backup
+from longhorn_bi.engine.store.verify import verify_backup
 from tests.store.reference_store import BLOCK, RefImage, make_sparse_file, write_reference_store
 
 QUICK_GIVE_UP = LockTimings(check_wait=0.1, check_interval=0.1, max_wait=0.8)
@@ -161,9 +162,9 @@ def test_rm_keeps_blocks_while_another_backup_is_in_progress(tmp_path, fast_lock
 
 def test_lock_wait_is_longhorns_except_on_a_local_file_system(tmp_path) -> None:
     from longhorn_bi.engine.backup_url import parse_target
-    from longhorn_bi.engine.locks import BackupstoreLock
-    from longhorn_bi.engine.store_nfs import open_nfs_store
-    from longhorn_bi.engine.store_vfs import fs_type
+    from longhorn_bi.engine.store.drivers.nfs import open_nfs_store
+    from longhorn_bi.engine.store.drivers.vfs import fs_type
+    from longhorn_bi.engine.store.locks import BackupstoreLock
 
     local = VfsStore(f"vfs://{tmp_path}", tmp_path)
     expected = 0.2 if fs_type(tmp_path) in ("ext4", "xfs", "btrfs", "tmpfs") else 2.0

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from longhorn_bi.engine.backup import backup_image
 from longhorn_bi.engine.backup_url import parse_target
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, UnsupportedFeature
-from longhorn_bi.engine.restore import restore_backup
-from longhorn_bi.engine.store_nfs import open_nfs_store
+from longhorn_bi.engine.store.backup import backup_image
+from longhorn_bi.engine.store.drivers.nfs import open_nfs_store
+from longhorn_bi.engine.store.restore import restore_backup
 from tests.store.reference_store import BLOCK, make_sparse_file
 
 EXE = str(Path(sys.executable).parent / "kubectl-longhorn_bi")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from longhorn_bi.engine.backup import backup_image
-from longhorn_bi.engine.block_io import BufferPool
-from longhorn_bi.engine.block_writer import OrderedWriter
-from longhorn_bi.engine.blockstore_layout import block_key, block_name
 from longhorn_bi.engine.errors import BackupstoreError
-from longhorn_bi.engine.restore import restore_backup
-from longhorn_bi.engine.store_driver import open_store
+from longhorn_bi.engine.store.backup import backup_image
+from longhorn_bi.engine.store.block_io import BufferPool
+from longhorn_bi.engine.store.block_writer import OrderedWriter
+from longhorn_bi.engine.store.drivers import open_store
+from longhorn_bi.engine.store.layout import block_key, block_name
+from longhorn_bi.engine.store.restore import restore_backup
 from tests.store.reference_store import BLOCK, make_sparse_file
 
 
@@ -161,7 +161,7 @@ def test_vfs_deferred_writes_keep_exact_content_size_and_mode(tmp_path, length) 
 
 
 def test_direct_write_pads_then_truncates_to_the_exact_length(tmp_path) -> None:
-    from longhorn_bi.engine import direct_write
+    from longhorn_bi.engine.store import direct_write
 
     path = tmp_path / "direct"
     try:
@@ -192,7 +192,7 @@ def test_zero_runs_inside_a_block_are_left_as_holes(tmp_path, fast_locks) -> Non
 
 
 def test_data_runs_skip_only_whole_aligned_zero_chunks() -> None:
-    from longhorn_bi.engine.block_writer import ZERO_RUN, data_runs
+    from longhorn_bi.engine.store.block_writer import ZERO_RUN, data_runs
 
     block = bytearray(BLOCK)
     assert data_runs(block) == []

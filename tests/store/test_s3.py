@@ -13,11 +13,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from longhorn_bi.engine.backup import backup_image
-from longhorn_bi.engine.blockstore_layout import BackingImageCfg, block_key, cfg_key
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput
-from longhorn_bi.engine.restore import restore_backup, verify_backup
-from longhorn_bi.engine.store_admin import list_backups, remove_backup
+from longhorn_bi.engine.store.admin import list_backups, remove_backup
+from longhorn_bi.engine.store.backup import backup_image
+from longhorn_bi.engine.store.layout import BackingImageCfg, block_key, cfg_key
+from longhorn_bi.engine.store.restore import restore_backup
+from longhorn_bi.engine.store.verify import verify_backup
 from tests.store.reference_store import BLOCK, make_sparse_file
 from tests.store.s3_server import ACCESS_KEY, SECRET_KEY, FaultProxy
 
@@ -184,7 +185,7 @@ def test_missing_bucket_is_a_clear_error(s3_bucket, fast_locks) -> None:
 
 def test_s3_settings_from_the_environment(s3_bucket, monkeypatch) -> None:
     from longhorn_bi.engine.backup_url import parse_target
-    from longhorn_bi.engine.store_s3 import S3Store
+    from longhorn_bi.engine.store.drivers.s3 import S3Store
 
     target = parse_target(f"s3://{s3_bucket}@us-east-1/")
     monkeypatch.setenv("VIRTUAL_HOSTED_STYLE", "maybe")

@@ -9,10 +9,10 @@ from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from longhorn_bi.engine.blockstore_layout import BLOCK_SIZE, BlockRef, block_key, block_name
-from longhorn_bi.engine.compression import decompress, detect
 from longhorn_bi.engine.errors import BackupstoreError, IntegrityError, NotFound
-from longhorn_bi.engine.store_driver import StoreDriver
+from longhorn_bi.engine.store.compression import decompress, detect
+from longhorn_bi.engine.store.drivers.base import StoreDriver
+from longhorn_bi.engine.store.layout import BLOCK_SIZE, BlockRef, block_key, block_name
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -5,12 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from longhorn_bi.engine.backup_url import format_backup_url, parse_backup_url, parse_target
-from longhorn_bi.engine.blockstore_layout import BackingImageCfg, block_key, cfg_key
-from longhorn_bi.engine.catalog import block_names, image_names, load_cfg, require_cfg
+from longhorn_bi.engine.backup_url import (
+    BackupTarget,
+    format_backup_url,
+    parse_backup_url,
+    parse_target,
+)
 from longhorn_bi.engine.errors import BackupstoreError
-from longhorn_bi.engine.locks import DEFAULT_TIMINGS, DELETION_LOCK, BackupstoreLock, LockTimings
-from longhorn_bi.engine.store_driver import StoreDriver, open_store
+from longhorn_bi.engine.store.catalog import block_names, image_names, load_cfg, require_cfg
+from longhorn_bi.engine.store.drivers import StoreDriver, open_store
+from longhorn_bi.engine.store.layout import BackingImageCfg, block_key, cfg_key
+from longhorn_bi.engine.store.locks import (
+    DEFAULT_TIMINGS,
+    DELETION_LOCK,
+    BackupstoreLock,
+    LockTimings,
+)
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,10 @@ class BackupInfo:
         }
 
 
-def _info(target_url: str, cfg: BackingImageCfg) -> BackupInfo:
+def _info(target: BackupTarget, cfg: BackingImageCfg) -> BackupInfo:
     return BackupInfo(
         name=cfg.name,
-        url=format_backup_url(target_url, cfg.name),
+        url=format_backup_url(target, cfg.name),
         size=cfg.size,
         checksum=cfg.checksum,
         compression=cfg.compression_method,
@@ -61,15 +71,15 @@ def _info(target_url: str, cfg: BackingImageCfg) -> BackupInfo:
 def list_backups(
     target: str, *, store: StoreDriver | None = None, store_options: Mapping[str, str] | None = None
 ) -> list[BackupInfo]:
-    parse_target(target)
+    parsed = parse_target(target)
     own = store is None
-    store = store or open_store(target, store_options)
+    store = store or open_store(parsed, store_options)
     try:
         found = []
         for name in image_names(store):
             cfg = load_cfg(store, name)
             if cfg is not None:
-                found.append(_info(target, cfg))
+                found.append(_info(parsed, cfg))
         return found
     finally:
         if own:
@@ -83,7 +93,7 @@ def inspect_backup(
     own = store is None
     store = store or open_store(parsed.target, store_options)
     try:
-        return _info(parsed.target.url, require_cfg(store, parsed.backing_image))
+        return _info(parsed.target, require_cfg(store, parsed.backing_image))
     finally:
         if own:
             store.close()

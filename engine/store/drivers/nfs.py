@@ -18,7 +18,7 @@ from pathlib import Path
 
 from longhorn_bi.engine.backup_url import BackupTarget
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, UnsupportedFeature
-from longhorn_bi.engine.store_vfs import VfsStore
+from longhorn_bi.engine.store.drivers.vfs import VfsStore
 
 MINOR_VERSIONS = ("4.2", "4.1", "4.0")
 DEFAULT_OPTIONS = ("actimeo=1", "soft", "timeo=300", "retry=2")

@@ -1,4 +1,4 @@
-"""Restore a backing image backup into a file, and verify a backup without writing one.
+"""Restore a backing image backup into a file.
 
 Blocks are fetched by N workers, decoded by their magic bytes and checked against their
 names; the whole-image SHA-512 is computed in offset order as they arrive (holes hash as
@@ -13,11 +13,12 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from longhorn_bi.engine.backup_url import parse_backup_url
-from longhorn_bi.engine.block_io import (
+from longhorn_bi.engine.errors import BackupstoreError, IntegrityError, InvalidInput
+from longhorn_bi.engine.store.block_io import (
     BufferPool,
     Data,
     fetch_block,
@@ -25,16 +26,20 @@ from longhorn_bi.engine.block_io import (
     ordered_map,
     window_for,
 )
-from longhorn_bi.engine.block_writer import OrderedWriter
-from longhorn_bi.engine.blockstore_layout import (
+from longhorn_bi.engine.store.block_writer import OrderedWriter
+from longhorn_bi.engine.store.catalog import require_cfg
+from longhorn_bi.engine.store.drivers import StoreDriver, open_store
+from longhorn_bi.engine.store.layout import (
     BackingImageCfg,
     BlockRef,
     is_image_checksum,
 )
-from longhorn_bi.engine.catalog import require_cfg
-from longhorn_bi.engine.errors import BackupstoreError, IntegrityError, InvalidInput
-from longhorn_bi.engine.locks import BACKUP_LOCK, DEFAULT_TIMINGS, BackupstoreLock, LockTimings
-from longhorn_bi.engine.store_driver import StoreDriver, open_store
+from longhorn_bi.engine.store.locks import (
+    BACKUP_LOCK,
+    DEFAULT_TIMINGS,
+    BackupstoreLock,
+    LockTimings,
+)
 
 Progress = Callable[[int], None]
 WRITE_DEPTH = 2  # blocks queued for the writer: enough to keep it busy while one is hashed
@@ -50,23 +55,7 @@ class RestoreResult:
     blocks: int
 
 
-@dataclass
-class VerifyResult:
-    url: str
-    name: str
-    size: int
-    blocks: int
-    expected_checksum: str
-    checksum: str = ""  # computed; "" when a bad block made it meaningless
-    bad_blocks: list[tuple[int, str]] = field(default_factory=list)  # (offset, problem)
-
-    @property
-    def ok(self) -> bool:
-        matches = not self.expected_checksum or self.checksum == self.expected_checksum
-        return not self.bad_blocks and matches
-
-
-def _check_workers(limit: int) -> None:
+def check_workers(limit: int) -> None:
     if limit < 1:
         raise InvalidInput(
             f"--concurrent-limit must be at least 1, got {limit}",
@@ -76,7 +65,7 @@ def _check_workers(limit: int) -> None:
 
 def check_restore_args(concurrent_limit: int, checksum: str | None) -> str | None:
     """Validate the flags of a restore; returns the normalised checksum."""
-    _check_workers(concurrent_limit)
+    check_workers(concurrent_limit)
     if checksum is None:
         return None
     checksum = checksum.strip().lower()
@@ -88,7 +77,7 @@ def check_restore_args(concurrent_limit: int, checksum: str | None) -> str | Non
     return checksum
 
 
-def _open_complete(store: StoreDriver, name: str) -> BackingImageCfg:
+def open_complete(store: StoreDriver, name: str) -> BackingImageCfg:
     cfg = require_cfg(store, name)
     if not cfg.complete:
         raise BackupstoreError(
@@ -129,7 +118,7 @@ def restore_backup(
     own_store = store is None
     store = store or open_store(parsed.target, store_options)
     try:
-        cfg = _open_complete(store, parsed.backing_image)
+        cfg = open_complete(store, parsed.backing_image)
         expected = checksum or cfg.checksum
         with BackupstoreLock(store, BACKUP_LOCK, lock_timings):
             fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
@@ -199,59 +188,3 @@ def _refuse_layout(offset: int, position: int, size: int) -> None:
     if offset < position:
         raise IntegrityError(f"the backup lists two blocks for offset {offset}")
     raise IntegrityError(f"block at offset {offset} runs past the image Size {size}")
-
-
-def verify_backup(
-    url: str,
-    *,
-    concurrent_limit: int = 4,
-    store: StoreDriver | None = None,
-    store_options: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
-    lock_timings: LockTimings = DEFAULT_TIMINGS,
-) -> VerifyResult:
-    """Read and check every block and the whole-image SHA-512; write nothing."""
-    _check_workers(concurrent_limit)
-    parsed = parse_backup_url(url)
-    own_store = store is None
-    store = store or open_store(parsed.target, store_options)
-    try:
-        cfg = _open_complete(store, parsed.backing_image)
-        result = VerifyResult(url, cfg.name, cfg.size, len(cfg.blocks), cfg.checksum)
-        whole = hashlib.sha512()
-        position = 0
-
-        pool = BufferPool(window_for(concurrent_limit) + 1)
-
-        def fetch(ref: BlockRef) -> tuple[Data, bytearray | None]:
-            return fetch_block(store, ref, pool)
-
-        blocks = contextlib.closing(ordered_map(cfg.blocks, fetch, concurrent_limit))
-        with BackupstoreLock(store, BACKUP_LOCK, lock_timings), blocks as done:
-            for ref, future in done:
-                error = future.exception()
-                if error is not None:
-                    if not isinstance(error, IntegrityError | BackupstoreError):
-                        raise error
-                    result.bad_blocks.append((ref.offset, error.message))
-                    continue
-                data, buffer = future.result()
-                if ref.offset + len(data) > cfg.size or ref.offset < position:
-                    pool.put(buffer)
-                    result.bad_blocks.append((ref.offset, "block does not fit the image layout"))
-                    continue
-                hash_zeros(whole, ref.offset - position)
-                whole.update(data)
-                pool.put(buffer)
-                if progress is not None:
-                    progress(ref.offset + len(data) - position)
-                position = ref.offset + len(data)
-        if not result.bad_blocks:
-            hash_zeros(whole, cfg.size - position)
-            result.checksum = whole.hexdigest()
-        if progress is not None:
-            progress(max(0, cfg.size - position))
-        return result
-    finally:
-        if own_store:
-            store.close()

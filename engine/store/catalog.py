@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.blockstore_layout import (
+from longhorn_bi.engine.errors import NotFound
+from longhorn_bi.engine.names import name_problem
+from longhorn_bi.engine.store.drivers.base import StoreDriver
+from longhorn_bi.engine.store.layout import (
     BLOCK_SUFFIX,
     BLOCKS_DIR,
     IMAGES_DIR,
@@ -12,9 +15,6 @@ from longhorn_bi.engine.blockstore_layout import (
     cfg_key,
     is_block_name,
 )
-from longhorn_bi.engine.errors import NotFound
-from longhorn_bi.engine.names import name_problem
-from longhorn_bi.engine.store_driver import StoreDriver
 
 
 def load_cfg(store: StoreDriver, name: str) -> BackingImageCfg | None:

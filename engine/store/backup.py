@@ -22,8 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longhorn_bi.engine.backup_url import format_backup_url, parse_target
-from longhorn_bi.engine.block_io import ZEROS, hash_zeros, ordered_map
-from longhorn_bi.engine.blockstore_layout import (
+from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
+from longhorn_bi.engine.names import label_key_problem, label_value_problem
+from longhorn_bi.engine.store.block_io import ZEROS, hash_zeros, ordered_map
+from longhorn_bi.engine.store.catalog import load_cfg, save_cfg
+from longhorn_bi.engine.store.compression import compress
+from longhorn_bi.engine.store.drivers import StoreDriver, open_store
+from longhorn_bi.engine.store.layout import (
     BLOCK_SIZE,
     COMPRESSION_METHODS,
     SECTOR_SIZE,
@@ -34,12 +39,12 @@ from longhorn_bi.engine.blockstore_layout import (
     check_image_name,
     now_rfc3339,
 )
-from longhorn_bi.engine.catalog import load_cfg, save_cfg
-from longhorn_bi.engine.compression import compress
-from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.locks import BACKUP_LOCK, DEFAULT_TIMINGS, BackupstoreLock, LockTimings
-from longhorn_bi.engine.names import label_key_problem, label_value_problem
-from longhorn_bi.engine.store_driver import StoreDriver, open_store
+from longhorn_bi.engine.store.locks import (
+    BACKUP_LOCK,
+    DEFAULT_TIMINGS,
+    BackupstoreLock,
+    LockTimings,
+)
 
 Progress = Callable[[int], None]
 
@@ -158,7 +163,7 @@ def backup_image(
 ) -> BackupResult:
     """Back up `image` as backing image `name` on `target`; returns the backup URL and figures."""
     check_image_name(name)
-    parse_target(target)
+    parsed = parse_target(target)  # parsed once: the URL and the store take the result
     if compression not in COMPRESSION_METHODS:
         raise InvalidInput(
             f"unknown compression {compression!r}", hint="use --compression lz4, gzip or none"
@@ -166,13 +171,13 @@ def backup_image(
     if concurrency < 1:
         raise InvalidInput(f"--concurrency must be at least 1, got {concurrency}")
     clean_labels = check_labels(labels or {})
-    url = format_backup_url(target, name)
+    url = format_backup_url(parsed, name)
     try:
         fd = os.open(image, os.O_RDONLY)
     except OSError as exc:
         raise NotFound(f"cannot open image file {str(image)!r}: {exc.strerror}") from None
     own_store = store is None
-    store = store or open_store(target, store_options)
+    store = store or open_store(parsed, store_options)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -12,8 +12,8 @@ import os
 import queue
 import threading
 
-from longhorn_bi.engine.block_io import BufferPool, Data
 from longhorn_bi.engine.errors import BackupstoreError
+from longhorn_bi.engine.store.block_io import BufferPool, Data
 
 _Item = tuple[int, Data, bytearray | None]
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from longhorn_bi.engine.backup_url import BackupTarget
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.store_driver import check_key
+from longhorn_bi.engine.store.drivers.base import check_key
 
 T = TypeVar("T")
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")

@@ -9,10 +9,10 @@ import errno
 import os
 from pathlib import Path
 
-from longhorn_bi.engine import direct_write
-from longhorn_bi.engine.blockstore_layout import BLOCK_SIZE
 from longhorn_bi.engine.errors import BackupstoreError, NotFound
-from longhorn_bi.engine.store_driver import check_key
+from longhorn_bi.engine.store import direct_write
+from longhorn_bi.engine.store.drivers.base import check_key
+from longhorn_bi.engine.store.layout import BLOCK_SIZE
 
 TMP_PREFIX = ".tmp-"
 # File systems whose directory listings are immediately consistent for this host only.

@@ -1,16 +1,15 @@
-"""The small protocol every backupstore driver implements, and the factory that picks one.
+"""The small protocol every backupstore driver implements, and what every driver shares.
 
-Keys are '/'-separated paths relative to the store root, built by blockstore_layout.
-Drivers import their heavy dependencies (boto3) lazily, so that this module stays light.
+Keys are '/'-separated paths relative to the store root, built by store.layout.
+This module sits below the drivers; the registry that picks one (`open_store`) sits above
+them in drivers/__init__.py, so that no import runs in a circle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from longhorn_bi.engine.backup_url import BackupTarget, parse_target
-from longhorn_bi.engine.errors import BackupstoreError, UnsupportedFeature
+from longhorn_bi.engine.errors import BackupstoreError
 
 
 @runtime_checkable
@@ -69,25 +68,3 @@ def check_key(key: str) -> str:
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise BackupstoreError(f"invalid backupstore key {key!r}")
     return key
-
-
-def open_store(url: str | BackupTarget, options: Mapping[str, str] | None = None) -> StoreDriver:
-    """Open the backupstore at a target URL. `options`: driver options (e.g. mount_point)."""
-    target = url if isinstance(url, BackupTarget) else parse_target(url)
-    opts = dict(options or {})
-    if target.scheme == "vfs":
-        from longhorn_bi.engine.store_vfs import VfsStore
-
-        return VfsStore(target.url, target.path)
-    if target.scheme == "s3":
-        from longhorn_bi.engine.store_s3 import S3Store
-
-        return S3Store(target)
-    if target.scheme == "nfs":
-        from longhorn_bi.engine.store_nfs import open_nfs_store
-
-        return open_nfs_store(target, mount_point=opts.get("mount_point"))
-    raise UnsupportedFeature(
-        f"{target.scheme}:// backup targets are not supported yet",
-        hint="use an s3://, nfs:// or vfs:// target for store commands",
-    )

@@ -21,9 +21,9 @@ import uuid
 from dataclasses import dataclass
 from types import TracebackType
 
-from longhorn_bi.engine.blockstore_layout import LOCK_SUFFIX, go_json, lock_dir, lock_key
 from longhorn_bi.engine.errors import BackupstoreError, LockConflict, NotFound
-from longhorn_bi.engine.store_driver import StoreDriver
+from longhorn_bi.engine.store.drivers.base import StoreDriver
+from longhorn_bi.engine.store.layout import LOCK_SUFFIX, go_json, lock_dir, lock_key
 
 BACKUP_LOCK = 1  # also restore
 DELETION_LOCK = 2
