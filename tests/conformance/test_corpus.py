@@ -9,9 +9,7 @@ version and facts set per case, each object reviewed with the facts of the objec
 
 from __future__ import annotations
 
-import copy
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +24,10 @@ from longhorn_bi.webhook.app import Settings, create_app
 from longhorn_bi.webhook.metrics import Metrics
 from longhorn_bi.webhook.review import CHECKED_KINDS as REVIEWED_KINDS
 from longhorn_bi.webhook.tls import ReloadingTLS
-from tests.conformance.corpus import Case, case_lines, load_corpus
+from tests.conformance.corpus import Case, CorpusError, case_lines, load_case, load_corpus
 from tests.support import run_cli
 from tests.webhook.conftest import make_certs
-from tests.webhook.helpers import ThreadedServer, post
+from tests.webhook.helpers import ThreadedServer, post, review
 
 CASES = load_corpus()
 ANY_RULE = "new"  # a check the rule set lacks so far: any error
@@ -69,6 +67,25 @@ def test_the_corpus_covers_every_version_line_and_both_verdicts() -> None:
     assert lines == {f"1.{minor}" for minor in range(6, 13)}
     assert {case.accepted for case in CASES} == {True, False}
     assert all(case.source for case in CASES)
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("lines: ['1.5']\n  source: x\n  expect: accepted", "lines must be"),
+        ("lines: ['1.8']\n  source: x\n  expect: rejected", "names its rule"),
+        ("lines: ['1.8']\n  expect: accepted", "source"),
+        ("lines: ['1.8']\n  source: x\n  expect: fine", "expect must be"),
+        ("lines: ['1.8']\n  source: x\n  expect: accepted\n  xfial: y", "unknown header"),
+    ],
+)
+def test_a_malformed_case_is_refused_with_the_reason(
+    tmp_path: Path, header: str, problem: str
+) -> None:
+    path = tmp_path / "case.yaml"
+    path.write_text(f"conformance:\n  {header}\n---\nkind: BackingImage\n")
+    with pytest.raises(CorpusError, match=problem):
+        load_case(path)
 
 
 @pytest.mark.parametrize(("case", "line"), _params("offline"))
@@ -155,33 +172,6 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
         yield Webhook(server, source, certs / "ca.crt")
 
 
-def _review(case: Case, obj: dict[str, Any]) -> dict[str, Any]:
-    kind, meta = obj["kind"], obj.get("metadata") or {}
-    gvk = {"group": "longhorn.io", "version": "v1beta2", "kind": kind}
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": gvk,
-            "resource": {
-                "group": "longhorn.io",
-                "version": "v1beta2",
-                "resource": kind.lower() + "s",
-            },
-            "requestKind": gvk,
-            "name": meta.get("name", ""),
-            "namespace": meta.get("namespace", "longhorn-system"),
-            "operation": case.operation,
-            "userInfo": case.user_info,
-            "object": copy.deepcopy(obj),
-            "oldObject": copy.deepcopy(case.old) if case.operation == "UPDATE" else None,
-            "dryRun": False,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": f"{case.operation.title()}Options"},
-        },
-    }
-
-
 @pytest.mark.parametrize(("case", "line"), _params("webhook"))
 def test_webhook(case: Case, line: str, webhook: Webhook) -> None:
     reviewed = [(i, obj) for i, obj in _checked(case) if obj["kind"] in REVIEWED_KINDS]
@@ -194,7 +184,9 @@ def test_webhook(case: Case, line: str, webhook: Webhook) -> None:
             # Each object meets the cluster and the objects applied before it.
             webhook.source.fixed = case.facts(line, before=index)
             webhook.source.version = LonghornVersion.parse(line)
-            status, body = post(conn, _review(case, obj))
+            old = dict(case.old) if case.operation == "UPDATE" and case.old else None
+            request = review(obj, operation=case.operation, old=old, user_info=case.user_info)
+            status, body = post(conn, request)
             assert status == 200, body
             answers.append(body["response"])
     finally:
