@@ -16,7 +16,8 @@ PLUGIN = VENV_BIN / "kubectl-longhorn_bi"
 
 
 LONGHORN_DATA = REPO / "tests" / "data" / "longhorn"
-DOCS_DATA = REPO / "tests" / "data" / "longhorn-docs"
+# The conformance corpus (tests/conformance/cases): Longhorn's documented manifests among them.
+CORPUS = REPO / "tests" / "conformance" / "cases"
 CRD_FILES = {"1.6": "crds-v1.6.4.yaml", "1.12": "crds-v1.12.1.yaml"}
 
 
@@ -31,10 +32,10 @@ def crd_documents(version_line: str) -> list[dict[str, Any]]:
 
 
 def seed_manifests() -> list[str]:
-    """The three manifests of Longhorn's "Backing Image Backup" page (v1.6), as text."""
-    text = (DOCS_DATA / "v1.6-backing-image-backup.yaml").read_text()
-    body = text[text.index("apiVersion:") :]  # after the citation header
-    return [part.lstrip("\n") for part in body.split("\n---\n")]
+    """The three manifests of Longhorn's "Backing Image Backup" page (v1.6), as text: the
+    documents after the corpus case's header."""
+    text = (CORPUS / "docs" / "backing-image-backup-v1.6.yaml").read_text()
+    return [part.lstrip("\n") for part in text.split("\n---\n")[1:]]
 
 
 def run_cli(

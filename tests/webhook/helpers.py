@@ -90,8 +90,9 @@ def review(
     uid: str | None = None,
     dry_run: bool = False,
     namespace: str = NS,
+    user_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An AdmissionReview v1 request as the API server sends it."""
+    """An AdmissionReview v1 request as the API server sends it (by default from an admin)."""
     source = obj or old or {}
     kind = source.get("kind", "BackingImage")
     kind = kind if isinstance(kind, str) else "BackingImage"
@@ -111,7 +112,7 @@ def review(
             "name": _name_of(source),
             "namespace": namespace,
             "operation": operation,
-            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
+            "userInfo": user_info or {"username": "kubernetes-admin", "groups": ["system:masters"]},
             "object": copy.deepcopy(obj),
             "oldObject": copy.deepcopy(old),
             "dryRun": dry_run,
