@@ -63,6 +63,11 @@ def _plain_label_key(key: str) -> bool:
     return _PLAIN_LABEL_KEY.match(key) is not None
 
 
+def plainly_valid_label_key(key: str) -> bool:
+    """True when `key` is certainly a valid label key (False: ask label_key_problem)."""
+    return len(key) <= 254 and _plain_label_key(key)
+
+
 def plainly_valid_label(key: str, value: object) -> bool:
     """True when `key` is a valid label key and `value` a valid label value (or not a
     string, which is the field-type rule's business). False means: ask the two functions

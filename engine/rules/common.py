@@ -14,6 +14,7 @@ from longhorn_bi.engine.names import (
     label_value_problem,
     name_problem,
     plainly_valid_label,
+    plainly_valid_label_key,
 )
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
@@ -159,6 +160,8 @@ def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...], out: list[
 def _backup_label_findings(labels: Mapping[Any, Any], out: list[Finding]) -> None:
     # The backing image manager's check: a qualified-name key and any non-empty value.
     for key, value in labels.items():
+        if type(key) is str and value != "" and plainly_valid_label_key(key):
+            continue  # most labels are fine: one memoised match
         if not isinstance(key, str):
             out.append(Finding(("spec", "labels"), f"label key {key!r} is not a string; quote it"))
             continue
