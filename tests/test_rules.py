@@ -309,6 +309,12 @@ CASES = [
     ),
     good("LHB109", "secret kept", ENCRYPTED_CLONE, previous=ENCRYPTED_CLONE),
     good("LHB109", "secret set the first time", ENCRYPTED_CLONE, previous=CLONE),
+    bad(
+        "LHB109",
+        "data engine changed",
+        edit(DOWNLOAD, spec__dataEngine="v2"),
+        previous=edit(DOWNLOAD, spec__dataEngine="v1"),
+    ),
     bad("LHB108", "unknown engine", edit(DOWNLOAD, spec__dataEngine="v3")),
     bad("LHB108", "v2 on 1.12", edit(DOWNLOAD, spec__dataEngine="v2")),
     good("LHB108", "v2 on 1.11", edit(DOWNLOAD, spec__dataEngine="v2"), version=V111),

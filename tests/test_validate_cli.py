@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -195,6 +196,21 @@ def test_an_unknown_longhorn_version_is_a_usage_error() -> None:
     result = run_cli("validate", str(EXAMPLES), "--longhorn-version", "1.5")
     assert result.returncode == 2
     assert "not supported" in result.stderr
+
+
+def test_every_rule_cites_its_longhorn_source() -> None:
+    catalogue = json.loads(run_cli("rules", "-o", "json").stdout)
+    versions = re.compile(r"1\.(\d+)(?:-1\.(\d+))?\Z")
+    for rule in catalogue:
+        assert rule["source"], f"{rule['id']} cites no Longhorn source"
+        for cited in rule["source"]:
+            assert cited["repo"].startswith("longhorn/") and cited["path"], rule["id"]
+            match = versions.match(cited["versions"])
+            assert match, f"{rule['id']}: {cited['versions']!r} is not a version range"
+            lines = [int(minor) for minor in match.groups() if minor]
+            assert all(6 <= minor <= 12 for minor in lines) and lines == sorted(lines)
+    markdown = run_cli("rules", "-o", "markdown").stdout
+    assert "longhorn-manager `webhook/resources/backingimage/validator.go` (1.7-1.12)" in markdown
 
 
 def test_rules_catalogue_in_the_readme_is_current() -> None:

@@ -150,7 +150,7 @@ def _is_loopback(host: str) -> bool:
     "a download has an http(s) URL off loopback",
     source=(
         manager(VALIDATOR, "1.6-1.12"),
-        Citation(BACKING_IMAGE_MANAGER, "pkg/datasource/service.go", "1.6-1.12"),
+        Citation(BACKING_IMAGE_MANAGER, "pkg/sync/handler.go", "1.6-1.12"),
     ),
     source_types={"download"},
 )
@@ -194,7 +194,7 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     ),
 )
 def check_min_copies(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """`spec.minNumberOfCopies` below 0 is refused. 0 (or none) means the
+    """A negative `spec.minNumberOfCopies` is refused. 0 (or none) means the
     default-min-number-of-backing-image-copies setting on CREATE, where Longhorn's mutator
     fills it in; an UPDATE that sets 0 is refused, so 0 is a warning."""
     value = m.spec.get("minNumberOfCopies")
@@ -329,16 +329,16 @@ def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 @rule(
     "LHB109",
-    "secret-immutable",
+    "immutable-fields",
     Severity.ERROR,
     BI,
-    "spec.secret and secretNamespace stay as set",
+    "secret, secretNamespace and dataEngine stay as set",
     source=(manager(VALIDATOR, "1.7-1.12"), manager(MUTATOR, "1.7-1.12")),
 )
-def check_secret_unchanged(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """Once `spec.secret` or `spec.secretNamespace` is set, Longhorn refuses an update that
-    changes it (the image's data is encrypted with that key). Checked when the stored object
-    is known (the webhook's UPDATE)."""
+def check_immutable_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """Longhorn refuses an update that changes `spec.secret` or `spec.secretNamespace` once
+    set (the image's data is encrypted with that key), or `spec.dataEngine` (1.8+). Checked
+    when the stored object is known (the webhook's UPDATE)."""
     previous = ctx.previous
     if previous is None or not ctx.version.has_clone_source:
         return
@@ -352,3 +352,9 @@ def check_secret_unchanged(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
                 ("spec", field),
                 f"spec.{field} was {old!r}; Longhorn does not allow changing it, so keep that value",
             )
+    if ctx.version.has_data_engine and before.get("dataEngine") != m.spec.get("dataEngine"):
+        yield Finding(
+            ("spec", "dataEngine"),
+            f"spec.dataEngine was {before.get('dataEngine')!r}; Longhorn does not allow changing "
+            "it, so keep that value",
+        )
