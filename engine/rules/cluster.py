@@ -1,4 +1,5 @@
-"""Rules that need cluster facts. Each stays silent when its facts are unknown.
+"""Rules of backups and clones that need cluster facts (restores: restore_cluster.py). Each
+stays silent when its facts are unknown.
 
 Facts from files are partial (an object missing from the files may exist in the cluster),
 so "not found" is an error only when the facts are complete, and a warning otherwise.
