@@ -124,6 +124,12 @@ def test_sarif_output_names_rules_and_regions() -> None:
     assert {r["ruleId"] for r in run["results"]} <= rule_ids
     region = run["results"][0]["locations"][0]["physicalLocation"]["region"]
     assert region["startLine"] >= 1 and region["startColumn"] >= 1
+    # Each rule's metadata names the Longhorn files it encodes.
+    by_id = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
+    assert all(r["properties"]["longhornSource"] for r in by_id.values())
+    assert "webhook/resources/backingimage/validator.go (1.6-1.12)" in " ".join(
+        by_id["LHB103"]["properties"]["longhornSource"]
+    )
 
 
 def test_github_annotations() -> None:
