@@ -167,14 +167,14 @@ def _parse_s3(
     url: str, user: str | None, host: str | None, path: str, query: tuple[tuple[str, str], ...]
 ) -> BackupTarget:
     # s3://bucket@region/path/ puts the bucket in the user part; s3://bucket/path/ has no region.
+    # Longhorn's backupstore (s3/s3.go) needs a bucket and a path ("/" will do), and checks
+    # the bucket's name no further: S3-compatible stores have their own rules.
     bucket, region = (user, host or "") if user else (host, "")
     if not bucket:
         raise _fail(url, "has no bucket", "use s3://bucket@region/path/")
-    if not 3 <= len(bucket) <= 63 or not all(c.isalnum() or c in "-." for c in bucket):
-        raise _fail(
-            url, f"has an invalid bucket name {bucket!r}", "3-63 letters, digits, '-' or '.'"
-        )
-    return BackupTarget(url, "s3", bucket, region, path or "/", query)
+    if not path:
+        raise _fail(url, "has no path", f"end the bucket part with '/': {url}/")
+    return BackupTarget(url, "s3", bucket, region, path, query)
 
 
 def format_backup_url(target: str | BackupTarget, backing_image: str) -> str:

@@ -25,6 +25,7 @@ class BackupTargetFact:
     name: str
     url: str  # "" when the target exists but no URL is set: not configured
     available: bool | None = None  # None: unknown (offline)
+    credential_secret: str | None = None  # None: unknown; "" none set
 
     @cached_property
     def store(self) -> BackupTarget | None:
@@ -41,6 +42,10 @@ class BackingImageFact:
     name: str
     checksum: str = ""
     ready: bool | None = None  # None: unknown; True when any disk copy is ready
+    data_engine: str = "v1"
+    secret: str = ""  # spec.secret: Longhorn takes a non-empty one as "this image is encrypted"
+    # status.checksum is set (Longhorn has the image's content); None: unknown (no status)
+    has_status_checksum: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ def _target_fact(obj: Mapping[str, Any]) -> BackupTargetFact:
         name=_text(_mapping(obj.get("metadata")).get("name")),
         url=_text(_mapping(obj.get("spec")).get("backupTargetURL")),
         available=available if isinstance(available, bool) else None,
+        credential_secret=_text(_mapping(obj.get("spec")).get("credentialSecret")),
     )
 
 
@@ -153,10 +159,14 @@ def _image_fact(obj: Mapping[str, Any]) -> BackingImageFact:
     disks = _mapping(status.get("diskFileStatusMap"))
     states = [_text(_mapping(d).get("state")) for d in disks.values()]
     ready = any(state == "ready" for state in states) if "status" in obj else None
+    spec = _mapping(obj.get("spec"))
     return BackingImageFact(
         name=_text(_mapping(obj.get("metadata")).get("name")),
-        checksum=_text(status.get("checksum")) or _text(_mapping(obj.get("spec")).get("checksum")),
+        checksum=_text(status.get("checksum")) or _text(spec.get("checksum")),
         ready=ready,
+        data_engine=_text(spec.get("dataEngine")) or "v1",
+        secret=_text(spec.get("secret")),
+        has_status_checksum=bool(_text(status.get("checksum"))) if "status" in obj else None,
     )
 
 
@@ -195,14 +205,26 @@ def facts_from_objects(
             continue
         if is_longhorn_object(obj, "BackupTarget"):
             fact = _target_fact(obj)
-            # v1.6/1.7 mirror the Setting into a BackupTarget; the Setting is the truth there.
-            targets.setdefault(fact.name, fact)
+            # v1.6/1.7 mirror the Setting into a BackupTarget; the Setting's URL is the truth.
+            seen = targets.get(fact.name)
+            if seen is None:
+                targets[fact.name] = fact
+            elif seen.credential_secret is None:  # the Setting came first
+                targets[fact.name] = BackupTargetFact(
+                    seen.name, seen.url, fact.available, fact.credential_secret
+                )
         elif is_longhorn_object(obj, "Setting"):
             if _text(_mapping(obj.get("metadata")).get("name")) == BACKUP_TARGET_SETTING and not (
                 version.has_backup_target_crd
             ):
+                # Longhorn mirrors the Setting into BackupTarget "default": keep what that
+                # object knows beyond the URL (its credential secret, availability).
+                mirror = targets.get(DEFAULT_TARGET_NAME)
                 targets[DEFAULT_TARGET_NAME] = BackupTargetFact(
-                    DEFAULT_TARGET_NAME, _text(obj.get("value"))
+                    DEFAULT_TARGET_NAME,
+                    _text(obj.get("value")),
+                    mirror.available if mirror else None,
+                    mirror.credential_secret if mirror else None,
                 )
         elif is_longhorn_object(obj, "BackingImage"):
             image = _image_fact(obj)

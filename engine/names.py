@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 
 # Longhorn's own check for backing image (and backup) names. \Z, not $: Python's `$` also
 # matches before a final newline, Go's does not.
 LONGHORN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]+\Z")
 MAX_NAME_LENGTH = 253  # a Kubernetes object name (DNS subdomain)
+# Longhorn's mutator renames a BackingImage whose name is longer (datastore.NameMaximumLength).
+MAX_LONGHORN_NAME = 40
 # Exactly the names name_problem accepts, in one C call: rules check names on every review.
 is_valid_name = re.compile(rf"[a-z0-9][a-z0-9_.-]{{1,{MAX_NAME_LENGTH - 1}}}\Z").match
 
@@ -31,6 +34,17 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def auto_corrected_name(name: str) -> str:
+    """The name Longhorn's BackingImage mutator gives `name` (longhorn-manager
+    util.AutoCorrectName, 1.6-1.12): lower-cased and, when over 40 characters, cut so that a
+    '-' and the first 8 hex digits of the SHA-512 of the original name fit."""
+    lowered = name.lower()
+    if len(name) <= MAX_LONGHORN_NAME:
+        return lowered
+    suffix = "-" + hashlib.sha512(name.encode()).hexdigest()[:8]
+    return lowered[: MAX_LONGHORN_NAME - len(suffix)].rstrip("-") + suffix
+
+
 # A whole label key that is certainly valid, in one match: the common case, checked per
 # label on every review. \Z, not $: `$` also matches before a final newline. Keys up to 254
 # characters leave the prefix within its 253; anything this rejects gets the full checks.
@@ -47,6 +61,11 @@ def _plain_label_key(key: str) -> bool:
     # Memoised: a cluster uses a few label keys (app.kubernetes.io/name...) over and over, and
     # the webhook checks each on every review. Bounded, so odd keys cannot grow it.
     return _PLAIN_LABEL_KEY.match(key) is not None
+
+
+def plainly_valid_label_key(key: str) -> bool:
+    """True when `key` is certainly a valid label key (False: ask label_key_problem)."""
+    return len(key) <= 254 and _plain_label_key(key)
 
 
 def plainly_valid_label(key: str, value: object) -> bool:

@@ -30,13 +30,33 @@ class LonghornVersion:
     restore_has_backup_target_name: bool = field(init=False, repr=False, compare=False)
     # sourceType clone (with encryption) appeared in v1.7.0.
     has_clone_source: bool = field(init=False, repr=False, compare=False)
+    # v1.6-v1.8 CRDs still serve v1beta1 of BackingImage, BackupTarget and Setting.
+    serves_v1beta1: bool = field(init=False, repr=False, compare=False)
+    # v1.8+ BackingImage has spec.dataEngine (v1 or v2).
+    has_data_engine: bool = field(init=False, repr=False, compare=False)
+    # v1.9.2+ waits for a ready copy before backing up (1.9.0/1.9.1 failed the backup), so
+    # from the 1.9 line a missing ready copy is no certain failure.
+    backup_waits_for_ready_copy: bool = field(init=False, repr=False, compare=False)
+    # v1.10+ deny a backup to an unavailable target (so does 1.9.3, but not 1.9.0-1.9.2).
+    rejects_backup_to_unavailable_target: bool = field(init=False, repr=False, compare=False)
+    # v1.12+ deny creating a v2 BackingImage.
+    rejects_v2_backing_image: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        since_1_8 = (self.major, self.minor) >= (1, 8)
-        object.__setattr__(self, "has_backup_target_crd", since_1_8)
-        object.__setattr__(self, "backup_has_backing_image_field", since_1_8)
-        object.__setattr__(self, "restore_has_backup_target_name", since_1_8)
-        object.__setattr__(self, "has_clone_source", (self.major, self.minor) >= (1, 7))
+        line = (self.major, self.minor)
+        since_1_8 = line >= (1, 8)
+        for name, value in (
+            ("has_backup_target_crd", since_1_8),
+            ("backup_has_backing_image_field", since_1_8),
+            ("restore_has_backup_target_name", since_1_8),
+            ("has_clone_source", line >= (1, 7)),
+            ("serves_v1beta1", line <= (1, 8)),
+            ("has_data_engine", since_1_8),
+            ("backup_waits_for_ready_copy", line >= (1, 9)),
+            ("rejects_backup_to_unavailable_target", line >= (1, 10)),
+            ("rejects_v2_backing_image", line >= (1, 12)),
+        ):
+            object.__setattr__(self, name, value)
 
     @classmethod
     def parse(cls, text: str) -> LonghornVersion:

@@ -108,6 +108,7 @@ def render_sarif(report: Report) -> str:
                 "level": "error" if r.severity is Severity.ERROR else "warning"
             },
             "helpUri": f"{INFORMATION_URI}",
+            "properties": {"longhornSource": [str(c) for c in r.source]},
         }
         for r in RULES
     ]

@@ -190,7 +190,8 @@ def validate(
     show_default=True,
 )
 def rules(output: str) -> None:
-    """List the rule catalogue: id, severity, kinds, title and documentation."""
+    """List the rule catalogue: id, severity, kinds, title, documentation and the Longhorn
+    source (files and version lines) each rule encodes."""
     if output == "json":
         emit_json(
             [
@@ -201,6 +202,9 @@ def rules(output: str) -> None:
                     "kinds": sorted(r.kinds),
                     "title": r.title,
                     "doc": r.doc,
+                    "source": [
+                        {"repo": c.repo, "path": c.path, "versions": c.versions} for c in r.source
+                    ],
                 }
                 for r in RULES
             ]
@@ -213,9 +217,16 @@ def rules(output: str) -> None:
 
 
 def rules_markdown() -> str:
-    lines = ["| id | name | severity | kinds | what it checks |", "|---|---|---|---|---|"]
+    lines = [
+        "| id | name | severity | kinds | what it checks | Longhorn source (versions) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in RULES:
+        source = "<br>".join(
+            f"{c.repo.removeprefix('longhorn/')} `{c.path}` ({c.versions})" for c in r.source
+        )
         lines.append(
-            f"| {r.id} | `{r.name}` | {r.severity} | {', '.join(sorted(r.kinds))} | {r.doc} |"
+            f"| {r.id} | `{r.name}` | {r.severity} | {', '.join(sorted(r.kinds))} | {r.doc} "
+            f"| {source} |"
         )
     return "\n".join(lines)

@@ -18,16 +18,25 @@ PLUGIN = VENV_BIN / "kubectl-longhorn_bi"
 LONGHORN_DATA = REPO / "tests" / "data" / "longhorn"
 # The conformance corpus (tests/conformance/cases): Longhorn's documented manifests among them.
 CORPUS = REPO / "tests" / "conformance" / "cases"
-CRD_FILES = {"1.6": "crds-v1.6.4.yaml", "1.12": "crds-v1.12.1.yaml"}
+# The newest patch release of each version line (tests/data/longhorn/README.md).
+CRD_FILES = {
+    "1.6": "crds-v1.6.4.yaml",
+    "1.7": "crds-v1.7.3.yaml",
+    "1.8": "crds-v1.8.2.yaml",
+    "1.9": "crds-v1.9.2.yaml",
+    "1.10": "crds-v1.10.2.yaml",
+    "1.11": "crds-v1.11.3.yaml",
+    "1.12": "crds-v1.12.1.yaml",
+}
 
 
 def crd_file(version_line: str) -> Path:
-    """Longhorn's CRDs (vendored) for the "1.6" (v1.6.4) or "1.12" (v1.12.1) line."""
+    """Longhorn's CRDs (vendored) for a version line, "1.6" (v1.6.4) to "1.12" (v1.12.1)."""
     return LONGHORN_DATA / CRD_FILES[version_line]
 
 
 def crd_documents(version_line: str) -> list[dict[str, Any]]:
-    """Longhorn's CRDs for "1.6" (v1.6.4) or "1.12" (v1.12.1)."""
+    """Longhorn's CRDs for a version line, "1.6" to "1.12"."""
     return [d for d in yaml.safe_load_all(crd_file(version_line).read_text()) if d]
 
 

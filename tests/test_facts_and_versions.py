@@ -46,6 +46,19 @@ def test_the_setting_is_the_target_on_1_6_and_ignored_on_1_12() -> None:
     assert on_112 is not None and on_112.url == ""
 
 
+def test_the_mirrored_target_keeps_its_credential_secret_on_1_6() -> None:
+    # 1.6/1.7 mirror the backup-target Setting into BackupTarget "default" (with the
+    # credential secret the restore reads); in either order the URL is the Setting's.
+    setting = obj("Setting", "backup-target", value="s3://bucket@us-east-1/")
+    mirrored = obj(
+        "BackupTarget", "default", spec={"backupTargetURL": "", "credentialSecret": "s3-secret"}
+    )
+    for objects in ([mirrored, setting], [setting, mirrored]):
+        target = facts_from_objects(objects, V16).target("default")
+        assert target is not None
+        assert (target.url, target.credential_secret) == ("s3://bucket@us-east-1/", "s3-secret")
+
+
 def test_backup_and_image_status_become_facts() -> None:
     image = obj(
         "BackingImage",
@@ -59,7 +72,9 @@ def test_backup_and_image_status_become_facts() -> None:
         status={"url": "u", "checksum": "ab", "state": "Completed"},
     )
     facts = facts_from_objects([image, backup], V112)
-    assert facts.backing_image("parrot") == BackingImageFact("parrot", "ab", ready=True)
+    assert facts.backing_image("parrot") == BackingImageFact(
+        "parrot", "ab", ready=True, has_status_checksum=True
+    )
     [fact] = facts.backups or ()
     assert (fact.backing_image, fact.url, fact.state, fact.user_created) == (
         "parrot",

@@ -81,10 +81,50 @@ def test_backup_on_1_12_names_image_and_target() -> None:
     assert manifest["metadata"]["namespace"] == "storage"
 
 
-def test_a_renamed_backup_is_printed_with_a_warning_on_1_12() -> None:
+def test_a_backup_named_otherwise_is_fine_from_1_8() -> None:
+    # Longhorn itself names backups <image>-<random> from 1.8.
     result = run_cli("backup", "parrot-weekly", "--backing-image", "parrot")
     assert result.returncode == 0
-    assert "warning: [LHB303]" in result.stderr
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "rule", "fix"),
+    [
+        (
+            ["backup", "parrot", "--backing-image", "ubuntu", "--longhorn-version", "1.6"],
+            "LHB303",
+            "name the backup 'ubuntu'",
+        ),
+        (
+            ["backup", "parrot", "--backup-target", "offsite", "--longhorn-version", "1.7"],
+            "LHB304",
+            "needs Longhorn 1.8",
+        ),
+        (
+            [
+                "restore",
+                "r1",
+                "--backup-url",
+                URL,
+                "--backup-target-name",
+                "default",
+                "--longhorn-version",
+                "1.6",
+            ],
+            "LHB203",
+            "1.8 or later",
+        ),
+    ],
+)
+def test_what_longhorn_ignores_is_printed_with_a_warning(
+    args: list[str], rule: str, fix: str
+) -> None:
+    # Before 1.8 Longhorn prunes or ignores these fields: the manifest is accepted.
+    result = run_cli(*args)
+    assert result.returncode == 0
+    assert result.stdout.startswith("apiVersion:")
+    assert f"warning: [{rule}]" in result.stderr and fix in result.stderr
 
 
 def test_json_output() -> None:
@@ -95,17 +135,8 @@ def test_json_output() -> None:
 @pytest.mark.parametrize(
     ("args", "rule", "fix"),
     [
-        (
-            ["backup", "parrot", "--backing-image", "ubuntu", "--longhorn-version", "1.6"],
-            "LHB302",
-            "name the backup 'ubuntu'",
-        ),
-        (
-            ["backup", "parrot", "--backup-target", "offsite", "--longhorn-version", "1.7"],
-            "LHB304",
-            "needs Longhorn 1.8",
-        ),
         (["backup", "Parrot"], "LHB003", "lower-case"),
+        (["backup", "parrot", "--label", "usecase="], "LHB004", "empty value"),
         (["backup", "parrot", "--label", "bad key=x"], "LHB004", "label key"),
         (
             ["restore", "r1", "--backup-url", "s3://backupbucket@us-east-1/"],
@@ -121,20 +152,6 @@ def test_json_output() -> None:
             ["restore", "r1", "--backup-url", URL, "--checksum", CHECKSUM.upper()],
             "LHB103",
             "lower case",
-        ),
-        (
-            [
-                "restore",
-                "r1",
-                "--backup-url",
-                URL,
-                "--backup-target-name",
-                "default",
-                "--longhorn-version",
-                "1.6",
-            ],
-            "LHB203",
-            "1.8 or later",
         ),
     ],
 )

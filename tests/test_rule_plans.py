@@ -81,7 +81,7 @@ def test_rules_skipped_for_a_source_type_have_nothing_to_say(source: Any, versio
     obj = _image(source)
     for ctx in (RuleContext(version=version), RuleContext(version=version, facts=FACTS)):
         for r in RULES:
-            if r.sources is not None and source not in r.sources:
+            if r.source_types is not None and source not in r.source_types:
                 assert list(r.check(Manifest(obj), ctx)) == [], (r.id, source)
 
 

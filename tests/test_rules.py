@@ -14,6 +14,10 @@ from longhorn_bi.engine.versions import LonghornVersion
 
 V16 = LonghornVersion(1, 6)
 V17 = LonghornVersion(1, 7)
+V18 = LonghornVersion(1, 8)
+V19 = LonghornVersion(1, 9)
+V110 = LonghornVersion(1, 10)
+V111 = LonghornVersion(1, 11)
 V112 = LonghornVersion(1, 12)
 CHECKSUM = "304f3ed30ca6878e9056ee6f1b02b328239f0d0c2c1272840998212f9734b196371560b3b939037e4f4c2884ce457c2cbc9f0621f4f5d1ca983983c8cdf8cd9a"
 DELETE = object()
@@ -150,6 +154,7 @@ class Case:
     facts: ClusterFacts = NO_FACTS
     fails: bool = True
     severity: Severity | None = None  # expected severity when not the rule's default
+    previous: dict[str, Any] | None = None  # the stored object of an UPDATE
 
 
 def bad(rule: str, title: str, obj: dict[str, Any], **kw: Any) -> Case:
@@ -161,6 +166,13 @@ def good(rule: str, title: str, obj: dict[str, Any], **kw: Any) -> Case:
 
 
 # The 1.6 line and the seed's restore URL target in the facts of an older cluster.
+ENCRYPTED_CLONE = edit(
+    params(CLONE, encryption="encrypt", secret="key", secret_namespace="longhorn-system"),
+    spec__secret="key",
+    spec__secretNamespace="longhorn-system",
+)
+ENCRYPTED = BackingImageFact("parrot", CHECKSUM, True, secret="key")
+FILE_FACTS = ClusterFacts(backups=FACTS.backups)
 FACTS_16 = ClusterFacts(
     backup_targets=(BackupTargetFact("default", "s3://backupbucket@us-east-1/"),),
     backing_images=(BackingImageFact("parrot"),),
@@ -168,7 +180,15 @@ FACTS_16 = ClusterFacts(
 )
 
 CASES = [
-    bad("LHB001", "v1beta1", edit(DOWNLOAD, apiVersion="longhorn.io/v1beta1")),
+    bad("LHB001", "v1beta1 on 1.9", edit(DOWNLOAD, apiVersion="longhorn.io/v1beta1"), version=V19),
+    bad(
+        "LHB001",
+        "v1beta1 still served on 1.8",
+        edit(DOWNLOAD, apiVersion="longhorn.io/v1beta1"),
+        version=V18,
+        severity=Severity.WARNING,
+    ),
+    bad("LHB001", "v1beta1 backup", edit(BACKUP, apiVersion="longhorn.io/v1beta1"), version=V18),
     bad("LHB001", "missing", edit(DOWNLOAD, apiVersion=DELETE)),
     good("LHB001", "v1beta2", DOWNLOAD),
     bad("LHB002", "other namespace", edit(BACKUP, metadata__namespace="default")),
@@ -179,7 +199,20 @@ CASES = [
         severity=Severity.WARNING,
     ),
     good("LHB002", "longhorn-system", BACKUP),
-    bad("LHB003", "upper case", edit(DOWNLOAD, metadata__name="Parrot")),
+    bad(
+        "LHB003",
+        "upper case is lowered",
+        edit(DOWNLOAD, metadata__name="Parrot"),
+        severity=Severity.WARNING,
+    ),
+    bad(
+        "LHB003",
+        "over 40 characters is cut",
+        edit(DOWNLOAD, metadata__name="p" * 41),
+        severity=Severity.WARNING,
+    ),
+    bad("LHB003", "upper case backup", edit(BACKUP, metadata__name="Parrot")),
+    bad("LHB003", "invalid once lowered", edit(DOWNLOAD, metadata__name="Parrot!")),
     bad("LHB003", "one character", edit(DOWNLOAD, metadata__name="p")),
     bad("LHB003", "final newline", edit(DOWNLOAD, metadata__name="parrot\n")),
     bad("LHB003", "missing", edit(DOWNLOAD, metadata__name=DELETE)),
@@ -187,7 +220,9 @@ CASES = [
     bad("LHB004", "bad key", edit(DOWNLOAD, metadata__labels={"bad key": "x"})),
     bad("LHB004", "long value", edit(DOWNLOAD, metadata__labels={"a": "x" * 64})),
     bad("LHB004", "final newline", edit(DOWNLOAD, metadata__labels={"a/b": "x\n"})),
-    bad("LHB004", "backup label", edit(BACKUP, spec__labels={"usecase": "not ok!"})),
+    bad("LHB004", "backup label key", edit(BACKUP, spec__labels={"use case": "test"})),
+    bad("LHB004", "empty backup label", edit(BACKUP, spec__labels={"usecase": ""})),
+    good("LHB004", "free-text backup label", edit(BACKUP, spec__labels={"note": "weekly, keep!"})),
     good(
         "LHB004", "valid labels", edit(BACKUP, metadata__labels={"app.kubernetes.io/name": "demo"})
     ),
@@ -215,7 +250,13 @@ CASES = [
     bad("LHB103", "sha256", edit(DOWNLOAD, spec__checksum="a" * 64)),
     bad("LHB103", "truncated", edit(DOWNLOAD, spec__checksum=CHECKSUM[:-1])),
     bad("LHB103", "not hex", edit(DOWNLOAD, spec__checksum="z" * 128)),
-    bad("LHB103", "final newline", edit(DOWNLOAD, spec__checksum=CHECKSUM + "\n")),
+    good("LHB103", "final newline is trimmed", edit(DOWNLOAD, spec__checksum=CHECKSUM + "\n")),
+    bad(
+        "LHB103",
+        "on a clone, replaced",
+        edit(CLONE, spec__checksum="a" * 64),
+        severity=Severity.WARNING,
+    ),
     good("LHB103", "empty", edit(DOWNLOAD, spec__checksum="")),
     good("LHB103", "sha512", DOWNLOAD),
     bad("LHB104", "no url", params(DOWNLOAD, url=DELETE)),
@@ -223,27 +264,92 @@ CASES = [
     bad("LHB104", "localhost", params(DOWNLOAD, url="http://localhost:8000/x.raw")),
     bad("LHB104", "127.0.0.1", params(DOWNLOAD, url="https://127.0.0.1/x.raw")),
     good("LHB104", "https", DOWNLOAD),
-    bad("LHB105", "zero", edit(DOWNLOAD, spec__minNumberOfCopies=0)),
+    bad("LHB105", "negative", edit(DOWNLOAD, spec__minNumberOfCopies=-1)),
+    bad(
+        "LHB105",
+        "zero is the default on create",
+        edit(DOWNLOAD, spec__minNumberOfCopies=0),
+        severity=Severity.WARNING,
+    ),
     good("LHB105", "one", edit(DOWNLOAD, spec__minNumberOfCopies=1)),
     bad("LHB106", "no source", params(CLONE, backing_image=DELETE)),
     bad("LHB106", "bad encryption", params(CLONE, encryption="rot13")),
     bad("LHB106", "encrypt without secret", params(CLONE, encryption="encrypt")),
-    good(
+    bad(
         "LHB106",
-        "encrypt with secret",
+        "encrypt with spec.secret only",
         edit(
             params(CLONE, encryption="encrypt"),
             spec__secret="key",
             spec__secretNamespace="longhorn-system",
         ),
     ),
+    good(
+        "LHB106",
+        "encrypt as documented",
+        params(CLONE, encryption="encrypt", secret="key", secret_namespace="longhorn-system"),
+    ),
+    good("LHB106", "encryption defaults to ignore", params(CLONE, encryption=DELETE)),
+    bad(
+        "LHB106",
+        "decrypt keeping spec.secret",
+        edit(
+            params(CLONE, encryption="decrypt", secret="key", secret_namespace="longhorn-system"),
+            spec__secret="key",
+            spec__secretNamespace="longhorn-system",
+        ),
+        severity=Severity.WARNING,
+    ),
     bad("LHB107", "no volume", params(EXPORT, volume_name=DELETE)),
+    bad(
+        "LHB109",
+        "secret changed",
+        edit(ENCRYPTED_CLONE, spec__secret="other"),
+        previous=ENCRYPTED_CLONE,
+    ),
+    good("LHB109", "secret kept", ENCRYPTED_CLONE, previous=ENCRYPTED_CLONE),
+    good("LHB109", "secret set the first time", ENCRYPTED_CLONE, previous=CLONE),
+    bad(
+        "LHB109",
+        "data engine changed",
+        edit(DOWNLOAD, spec__dataEngine="v2"),
+        previous=edit(DOWNLOAD, spec__dataEngine="v1"),
+    ),
+    bad("LHB108", "unknown engine", edit(DOWNLOAD, spec__dataEngine="v3")),
+    bad("LHB108", "v2 on 1.12", edit(DOWNLOAD, spec__dataEngine="v2")),
+    good("LHB108", "v2 on 1.11", edit(DOWNLOAD, spec__dataEngine="v2"), version=V111),
+    good("LHB108", "v1", edit(DOWNLOAD, spec__dataEngine="v1")),
     bad("LHB107", "bad type", params(EXPORT, export_type="zip")),
     good("LHB107", "qcow2", EXPORT),
     bad("LHB201", "missing", params(RESTORE, backup_url=DELETE)),
     bad("LHB201", "empty", params(RESTORE, backup_url="")),
     bad("LHB201", "no backingImage", params(RESTORE, backup_url="s3://backupbucket@us-east-1/")),
     bad("LHB201", "bad scheme", params(RESTORE, backup_url="ftp://host/?backingImage=parrot")),
+    bad(
+        "LHB201",
+        "s3 without a path",
+        params(RESTORE, backup_url="s3://backupbucket@us-east-1?backingImage=parrot"),
+    ),
+    good(
+        "LHB201",
+        "any bucket name",
+        params(RESTORE, backup_url="s3://Backup_Bucket@us-east-1/?backingImage=parrot"),
+    ),
+    bad("LHB201", "vfs on 1.12", params(RESTORE, backup_url="vfs:///backup?backingImage=parrot")),
+    bad(
+        "LHB201",
+        "vfs on 1.12 with a named target",
+        params(
+            RESTORE, backup_url="vfs:///backup?backingImage=parrot", backup_target_name="default"
+        ),
+        severity=Severity.WARNING,
+    ),
+    good(
+        "LHB201",
+        "vfs on 1.7",
+        params(RESTORE, backup_url="vfs:///backup?backingImage=parrot"),
+        version=V17,
+    ),
     bad(
         "LHB201",
         "bad image name",
@@ -264,7 +370,13 @@ CASES = [
     bad("LHB202", "negative", params(RESTORE, concurrent_limit="-1")),
     good("LHB202", "absent", params(RESTORE, concurrent_limit=DELETE)),
     good("LHB202", "four", params(RESTORE, concurrent_limit="4")),
-    bad("LHB203", "on 1.6", params(RESTORE, backup_target_name="default"), version=V16),
+    bad(
+        "LHB203",
+        "ignored on 1.6",
+        params(RESTORE, backup_target_name="default"),
+        version=V16,
+        severity=Severity.WARNING,
+    ),
     bad("LHB203", "invalid name", params(RESTORE, backup_target_name="Default!")),
     good("LHB203", "on 1.12", params(RESTORE, backup_target_name="default")),
     bad("LHB204", "no checksum", edit(RESTORE, spec__checksum=DELETE)),
@@ -273,17 +385,29 @@ CASES = [
     bad("LHB301", "missing", edit(BACKUP, spec__userCreated=DELETE)),
     good("LHB301", "true", BACKUP),
     bad("LHB302", "missing on 1.12", edit(BACKUP, spec__backingImage=DELETE)),
-    bad("LHB302", "differs on 1.6", edit(BACKUP_16, spec__backingImage="ubuntu"), version=V16),
     bad("LHB302", "invalid on 1.12", edit(BACKUP, spec__backingImage="UBUNTU")),
     good("LHB302", "name is the image on 1.6", BACKUP_16, version=V16),
     good("LHB302", "given on 1.12", BACKUP),
-    bad("LHB303", "named otherwise on 1.12", edit(BACKUP, metadata__name="parrot-backup")),
-    good("LHB303", "same name", BACKUP),
-    bad("LHB304", "on 1.6", edit(BACKUP_16, spec__backupTargetName="default"), version=V16),
+    bad("LHB303", "differs on 1.6", edit(BACKUP_16, spec__backingImage="ubuntu"), version=V16),
+    good("LHB303", "same name on 1.6", BACKUP_16, version=V16),
+    good("LHB303", "named by Longhorn on 1.8", edit(BACKUP, metadata__name="parrot-6ad3c2f1")),
+    bad("LHB304", "pruned on 1.6", edit(BACKUP_16, spec__backupTargetName="default"), version=V16),
     bad("LHB304", "invalid", edit(BACKUP, spec__backupTargetName="Bad Name")),
     bad("LHB304", "final newline", edit(BACKUP, spec__backupTargetName="default\n")),
     good("LHB304", "default", BACKUP),
-    bad("LHB401", "no such target", edit(BACKUP, spec__backupTargetName="offsite"), facts=FACTS),
+    bad(
+        "LHB401",
+        "no such target: Longhorn uses default",
+        edit(BACKUP, spec__backupTargetName="offsite"),
+        facts=FACTS,
+        severity=Severity.WARNING,
+    ),
+    bad(
+        "LHB401",
+        "no default target",
+        BACKUP,
+        facts=ClusterFacts(backup_targets=(), complete=True),
+    ),
     bad(
         "LHB401",
         "no URL",
@@ -292,9 +416,18 @@ CASES = [
     ),
     bad(
         "LHB401",
-        "unavailable",
+        "unavailable: refused from 1.10",
         BACKUP,
+        version=V110,
         facts=ClusterFacts(backup_targets=(BackupTargetFact("default", "s3://b@r/", False),)),
+    ),
+    bad(
+        "LHB401",
+        "unavailable: the backup waits on 1.9",
+        BACKUP,
+        version=V19,
+        facts=ClusterFacts(backup_targets=(BackupTargetFact("default", "s3://b@r/", False),)),
+        severity=Severity.WARNING,
     ),
     bad(
         "LHB401",
@@ -305,9 +438,9 @@ CASES = [
     ),
     bad(
         "LHB401",
-        "missing offline",
-        edit(BACKUP, spec__backupTargetName="offsite"),
-        facts=ClusterFacts(backup_targets=(S3_TARGET,)),
+        "no default offline",
+        BACKUP,
+        facts=ClusterFacts(backup_targets=(BackupTargetFact("offsite", "nfs://n:/e"),)),
         severity=Severity.WARNING,
     ),
     good("LHB401", "configured", BACKUP, facts=FACTS),
@@ -327,9 +460,24 @@ CASES = [
     ),
     bad(
         "LHB402",
-        "not ready",
+        "not ready: fails on 1.8",
         BACKUP,
+        version=V18,
         facts=ClusterFacts(backing_images=(BackingImageFact("parrot", ready=False),)),
+    ),
+    bad(
+        "LHB402",
+        "not ready: Longhorn waits from 1.10",
+        BACKUP,
+        version=V110,
+        facts=ClusterFacts(backing_images=(BackingImageFact("parrot", ready=False),)),
+        severity=Severity.WARNING,
+    ),
+    bad(
+        "LHB402",
+        "v2 image",
+        BACKUP,
+        facts=ClusterFacts(backing_images=(BackingImageFact("parrot", data_engine="v2"),)),
     ),
     bad(
         "LHB402",
@@ -350,12 +498,22 @@ CASES = [
     ),
     bad(
         "LHB404",
-        "unknown store",
+        "1.12: no backup has that URL",
         params(RESTORE, backup_url="s3://otherbucket@us-east-1/?backingImage=parrot"),
         facts=FACTS,
     ),
     bad(
-        "LHB404", "unknown named target", params(RESTORE, backup_target_name="offsite"), facts=FACTS
+        "LHB404",
+        "1.12: no backup has that URL (files)",
+        params(RESTORE, backup_url="s3://otherbucket@us-east-1/?backingImage=parrot"),
+        facts=FILE_FACTS,
+        severity=Severity.WARNING,
+    ),
+    bad(
+        "LHB404",
+        "unknown named target",
+        params(RESTORE, backup_target_name="offsite"),
+        facts=FACTS,
     ),
     bad(
         "LHB404",
@@ -364,19 +522,118 @@ CASES = [
             RESTORE, backup_url="nfs://nfs:/e?backingImage=parrot", backup_target_name="default"
         ),
         facts=FACTS,
+        severity=Severity.WARNING,
     ),
-    good("LHB404", "configured store", RESTORE, facts=FACTS),
+    bad(
+        "LHB404",
+        "1.7: another store than the setting's",
+        params(RESTORE, backup_url="nfs://nfs:/e?backingImage=parrot"),
+        version=V17,
+        facts=FACTS_16,
+        severity=Severity.WARNING,
+    ),
+    good("LHB404", "1.12: matches a backup", RESTORE, facts=FACTS),
     good(
         "LHB404",
-        "trailing slash differences",
-        params(RESTORE, backup_url="s3://backupbucket@us-east-1?backingImage=parrot"),
-        facts=FACTS,
+        "1.12: a backup's URL not known yet",
+        params(RESTORE, backup_url="s3://otherbucket@us-east-1/?backingImage=parrot"),
+        facts=ClusterFacts(backups=(BackupFact("parrot-1", "parrot"),)),
     ),
     good("LHB404", "on 1.6", RESTORE, version=V16, facts=FACTS_16),
     bad("LHB405", "differs", edit(RESTORE, spec__checksum="0" * 128), facts=FACTS),
+    bad(
+        "LHB405",
+        "differs from the image's",
+        edit(RESTORE, spec__checksum="0" * 128),
+        facts=ClusterFacts(backing_images=(BackingImageFact("parrot", CHECKSUM),)),
+    ),
     good("LHB405", "agrees", RESTORE, facts=FACTS),
+    bad("LHB406", "no source", CLONE, facts=ClusterFacts(backing_images=(), complete=True)),
+    bad(
+        "LHB406",
+        "no source in the files",
+        CLONE,
+        facts=ClusterFacts(backing_images=(BackingImageFact("ubuntu"),)),
+        severity=Severity.WARNING,
+    ),
+    bad(
+        "LHB406",
+        "re-encrypt",
+        params(CLONE, encryption="encrypt", secret="key", secret_namespace="longhorn-system"),
+        facts=ClusterFacts(backing_images=(ENCRYPTED,)),
+    ),
+    bad(
+        "LHB406",
+        "decrypt a plain image",
+        params(CLONE, encryption="decrypt", secret="key", secret_namespace="longhorn-system"),
+        facts=FACTS,
+    ),
+    bad(
+        "LHB406",
+        "source not ready",
+        CLONE,
+        facts=ClusterFacts(
+            backing_images=(BackingImageFact("parrot", has_status_checksum=False),), complete=True
+        ),
+    ),
+    bad(
+        "LHB406",
+        "v2 source",
+        CLONE,
+        facts=ClusterFacts(backing_images=(BackingImageFact("parrot", data_engine="v2"),)),
+    ),
+    good("LHB406", "plain clone", CLONE, facts=FACTS),
+    good(
+        "LHB406",
+        "decrypt an encrypted image",
+        params(CLONE, encryption="decrypt", secret="key", secret_namespace="longhorn-system"),
+        facts=ClusterFacts(backing_images=(ENCRYPTED,)),
+    ),
+    bad(
+        "LHB407",
+        "s3 without credentials",
+        RESTORE,
+        facts=ClusterFacts(
+            backup_targets=(BackupTargetFact("default", S3_TARGET.url, True, ""),),
+            backups=FACTS.backups,
+        ),
+    ),
+    good(
+        "LHB407",
+        "s3 with credentials",
+        RESTORE,
+        facts=ClusterFacts(
+            backup_targets=(BackupTargetFact("default", S3_TARGET.url, True, "s3-secret"),),
+            backups=FACTS.backups,
+        ),
+    ),
+    good(
+        "LHB407",
+        "nfs needs none",
+        params(RESTORE, backup_url="nfs://nfs.example:/export?backingImage=parrot"),
+        version=V17,
+        facts=ClusterFacts(
+            backup_targets=(BackupTargetFact("default", "nfs://nfs.example:/export", True, ""),)
+        ),
+    ),
     bad("LHB501", "bad target URL", edit(TARGET, spec__backupTargetURL="s3://")),
     bad("LHB501", "bad setting", edit(SETTING, value="nfs://"), version=V16),
+    bad("LHB501", "vfs from 1.8", edit(TARGET, spec__backupTargetURL="vfs:///backup")),
+    bad("LHB501", "'$' in an nfs path", edit(TARGET, spec__backupTargetURL="nfs://n:/b$x")),
+    bad("LHB501", "',' in a setting", edit(SETTING, value="nfs://n:/a,b"), version=V16),
+    good("LHB501", "'$' in a cifs share", edit(TARGET, spec__backupTargetURL="cifs://srv/b$")),
+    good("LHB501", "vfs setting on 1.7", edit(SETTING, value="vfs:///backup"), version=V17),
+    bad(
+        "LHB502",
+        "same store as another target",
+        edit(
+            TARGET, metadata__name="offsite", spec__backupTargetURL="s3://BackupBucket@us-east-1/"
+        ),
+        facts=FACTS,
+    ),
+    good("LHB502", "the same target", TARGET, facts=FACTS),
+    bad("LHB503", "backup-target setting on 1.8", SETTING, version=V18),
+    good("LHB503", "backup-target setting on 1.7", SETTING, version=V17),
     good("LHB501", "s3 target", TARGET),
     good("LHB501", "nfs setting", SETTING, version=V16),
     good("LHB501", "empty URL means no target", edit(TARGET, spec__backupTargetURL="")),
@@ -387,7 +644,8 @@ CASES = [
     "case", CASES, ids=lambda c: f"{c.rule}-{'bad' if c.fails else 'good'}-{c.title}"
 )
 def test_rule_case(case: Case) -> None:
-    violations = evaluate(case.obj, RuleContext(version=case.version, facts=case.facts))
+    ctx = RuleContext(version=case.version, facts=case.facts, previous=case.previous)
+    violations = evaluate(case.obj, ctx)
     found = [v for v in violations if v.rule == case.rule]
     if case.fails:
         assert found, f"{case.rule} did not fire; got {[str(v) for v in violations]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -44,21 +45,20 @@ def test_findings_carry_file_line_column_rule_and_fix() -> None:
         "[LHB402]" in line and "'ubuntu' does not exist in the given files" in line
         for line in lines
     )
-    assert lines[-1] == "5 documents checked, 0 skipped: 4 errors, 2 warnings"
+    assert lines[-1] == "5 documents checked, 0 skipped: 4 errors, 1 warning"
 
 
 def test_json_output_has_the_documented_shape() -> None:
     result = run_cli("validate", str(EXAMPLES), "-o", "json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
-    assert report["summary"] == {"documents": 5, "skipped": 0, "errors": 4, "warnings": 2}
+    assert report["summary"] == {"documents": 5, "skipped": 0, "errors": 4, "warnings": 1}
     keys = {"file", "line", "column", "kind", "name", "rule", "severity", "path", "message"}
     assert all(set(item) == keys for item in report["results"])
     assert {r["rule"] for r in report["results"]} == {
         "LHB201",
         "LHB202",
         "LHB103",
-        "LHB303",
         "LHB402",
         "LHB005",
     }
@@ -124,6 +124,12 @@ def test_sarif_output_names_rules_and_regions() -> None:
     assert {r["ruleId"] for r in run["results"]} <= rule_ids
     region = run["results"][0]["locations"][0]["physicalLocation"]["region"]
     assert region["startLine"] >= 1 and region["startColumn"] >= 1
+    # Each rule's metadata names the Longhorn files it encodes.
+    by_id = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
+    assert all(r["properties"]["longhornSource"] for r in by_id.values())
+    assert "webhook/resources/backingimage/validator.go (1.6-1.12)" in " ".join(
+        by_id["LHB103"]["properties"]["longhornSource"]
+    )
 
 
 def test_github_annotations() -> None:
@@ -196,6 +202,21 @@ def test_an_unknown_longhorn_version_is_a_usage_error() -> None:
     result = run_cli("validate", str(EXAMPLES), "--longhorn-version", "1.5")
     assert result.returncode == 2
     assert "not supported" in result.stderr
+
+
+def test_every_rule_cites_its_longhorn_source() -> None:
+    catalogue = json.loads(run_cli("rules", "-o", "json").stdout)
+    versions = re.compile(r"1\.(\d+)(?:-1\.(\d+))?\Z")
+    for rule in catalogue:
+        assert rule["source"], f"{rule['id']} cites no Longhorn source"
+        for cited in rule["source"]:
+            assert cited["repo"].startswith("longhorn/") and cited["path"], rule["id"]
+            match = versions.match(cited["versions"])
+            assert match, f"{rule['id']}: {cited['versions']!r} is not a version range"
+            lines = [int(minor) for minor in match.groups() if minor]
+            assert all(6 <= minor <= 12 for minor in lines) and lines == sorted(lines)
+    markdown = run_cli("rules", "-o", "markdown").stdout
+    assert "longhorn-manager `webhook/resources/backingimage/validator.go` (1.7-1.12)" in markdown
 
 
 def test_rules_catalogue_in_the_readme_is_current() -> None:

@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 # Importing the rule modules registers their rules, in catalogue order.
-from longhorn_bi.engine.rules import backing_image, backup, cluster, common, restore  # noqa: F401
+from longhorn_bi.engine.rules import (  # noqa: F401
+    backing_image,
+    backup,
+    cluster,
+    common,
+    restore,
+    restore_cluster,
+    targets,
+)
 from longhorn_bi.engine.rules.base import (
     RULES,
     Check,
@@ -37,7 +45,7 @@ __all__ = [
 
 RULES.sort(key=lambda r: r.id)
 CHECKED_KINDS = frozenset(kind for r in RULES for kind in r.kinds)
-_SOURCES = frozenset(source for r in RULES for source in r.sources or ())
+_SOURCES = frozenset(source for r in RULES for source in r.source_types or ())
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1}
 
 
@@ -46,7 +54,7 @@ def _plan(kind: str, source: str | None) -> tuple[tuple[Check, str, Severity], .
     return tuple(
         (r.check, r.id, r.severity)
         for r in RULES
-        if kind in r.kinds and (r.sources is None or source in r.sources)
+        if kind in r.kinds and (r.source_types is None or source in r.source_types)
     )
 
 

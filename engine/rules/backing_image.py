@@ -8,7 +8,18 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from longhorn_bi.engine.names import name_problem
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, as_text, rule
+from longhorn_bi.engine.rules.base import (
+    BACKING_IMAGE_MANAGER,
+    Citation,
+    Finding,
+    Manifest,
+    RuleContext,
+    Severity,
+    as_text,
+    crds,
+    manager,
+    rule,
+)
 from longhorn_bi.engine.rules.schema import (
     SOURCE_PARAMETERS,
     SYSTEM_SOURCE_PARAMETERS,
@@ -20,9 +31,18 @@ CHECKSUM = re.compile(r"[a-f0-9]{128}\Z")
 _HEX = re.compile(r"[A-Fa-f0-9]+\Z")
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
+VALIDATOR = "webhook/resources/backingimage/validator.go"
+MUTATOR = "webhook/resources/backingimage/mutator.go"
 
 
-@rule("LHB101", "source-type", Severity.ERROR, BI, "sourceType is one the version supports")
+@rule(
+    "LHB101",
+    "source-type",
+    Severity.ERROR,
+    BI,
+    "sourceType is one the version supports",
+    source=(crds("1.6-1.12"), manager(VALIDATOR, "1.6-1.12")),
+)
 def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.sourceType` is required and must be one of download, upload,
     export-from-volume, restore, and (from Longhorn 1.7) clone."""
@@ -45,7 +65,8 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     Severity.WARNING,
     BI,
     "sourceParameters keys are known",
-    sources=set(SOURCE_PARAMETERS),
+    source=(manager("k8s/pkg/apis/longhorn/v1beta2/backingimagedatasource.go", "1.6-1.12"),),
+    source_types=set(SOURCE_PARAMETERS),
 )
 def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn ignores sourceParameters it does not know for the source type: a misspelt
@@ -72,12 +93,24 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
         )
 
 
-@rule("LHB103", "checksum-format", Severity.ERROR, BI, "checksum is 128 lower-case hex digits")
+@rule(
+    "LHB103",
+    "checksum-format",
+    Severity.ERROR,
+    BI,
+    "checksum is 128 lower-case hex digits",
+    source=(manager(MUTATOR, "1.6-1.12"), manager(VALIDATOR, "1.6-1.12")),
+)
 def check_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.checksum` is empty or a SHA-512 digest: 128 lower-case hex digits
-    (`sha512sum FILE` or `kubectl longhorn-bi checksum FILE` prints it)."""
+    (`sha512sum FILE` or `kubectl longhorn-bi checksum FILE` prints it). Longhorn trims
+    whitespace around it first. A clone's checksum is replaced by Longhorn (the source's, or
+    none when encrypting or decrypting), so there it is only a warning."""
     value = m.spec.get("checksum")
     if not value or not isinstance(value, str) or CHECKSUM.match(value):
+        return
+    value = value.strip()  # the mutator trims it before the validator looks
+    if not value or CHECKSUM.match(value):
         return
     if len(value) == 128 and _HEX.match(value):
         fix = "it has upper-case letters; write it in lower case"
@@ -87,7 +120,15 @@ def check_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         fix = f"it has {len(value)} hex digits, not 128; copy the whole SHA-512 digest"
     else:
         fix = "it has characters other than 0-9 and a-f; copy the digest printed by sha512sum"
-    yield Finding(("spec", "checksum"), f"checksum is not a SHA-512 digest: {fix}")
+    if m.source_type == "clone":
+        yield Finding(
+            ("spec", "checksum"),
+            f"checksum is not a SHA-512 digest ({fix}); Longhorn replaces a clone's checksum, so "
+            "leave it out",
+            Severity.WARNING,
+        )
+    else:
+        yield Finding(("spec", "checksum"), f"checksum is not a SHA-512 digest: {fix}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -107,11 +148,17 @@ def _is_loopback(host: str) -> bool:
     Severity.ERROR,
     BI,
     "a download has an http(s) URL off loopback",
-    sources={"download"},
+    source=(
+        manager(VALIDATOR, "1.6-1.12"),
+        Citation(BACKING_IMAGE_MANAGER, "pkg/sync/handler.go", "1.6-1.12"),
+    ),
+    source_types={"download"},
 )
 def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """A download BackingImage needs `sourceParameters.url`, an http or https URL that is
-    not a loopback address (the pod that downloads is not the machine you typed it on)."""
+    """A download BackingImage needs `sourceParameters.url` (Longhorn's validator refuses
+    it empty), an http or https URL that is not a loopback address: the validator refuses
+    those from 1.12.1, and before that the download pod fails on them (it speaks only HTTP,
+    and loopback is the pod itself)."""
     if m.source_type != "download":
         return
     url = m.source_parameters.get("url")
@@ -134,15 +181,39 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
-@rule("LHB105", "min-copies", Severity.ERROR, BI, "minNumberOfCopies is at least 1")
+@rule(
+    "LHB105",
+    "min-copies",
+    Severity.ERROR,
+    BI,
+    "minNumberOfCopies is at least 1",
+    source=(
+        manager(VALIDATOR, "1.7-1.12"),
+        manager(MUTATOR, "1.7-1.12"),
+        manager("types/setting.go", "1.7-1.12"),
+    ),
+)
 def check_min_copies(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """`spec.minNumberOfCopies`, when set, must be 1 or more."""
+    """A negative `spec.minNumberOfCopies` is refused. 0 (or none) means the
+    default-min-number-of-backing-image-copies setting on CREATE, where Longhorn's mutator
+    fills it in; an UPDATE that sets 0 is refused, so 0 is a warning."""
     value = m.spec.get("minNumberOfCopies")
-    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or value >= 1:
+        return
+    if value == 0:
+        yield Finding(
+            ("spec", "minNumberOfCopies"),
+            "minNumberOfCopies 0 takes the default-min-number-of-backing-image-copies setting "
+            "when the image is created, but Longhorn refuses it on an update; leave it out or "
+            "set 1 or more",
+            Severity.WARNING,
+        )
+    else:
         yield Finding(("spec", "minNumberOfCopies"), f"minNumberOfCopies is {value}; set 1 or more")
 
 
 ENCRYPTIONS = ("encrypt", "decrypt", "ignore")
+CLONE_SECRET_PARAMETERS = ("secret", "secret-namespace")
 
 
 @rule(
@@ -150,12 +221,20 @@ ENCRYPTIONS = ("encrypt", "decrypt", "ignore")
     "clone-parameters",
     Severity.ERROR,
     BI,
-    "a clone names its source and encryption",
-    sources={"clone"},
+    "a clone names its source, encryption and secret",
+    source=(
+        manager(VALIDATOR, "1.7-1.12"),
+        manager(MUTATOR, "1.7-1.12"),
+        manager("controller/backing_image_data_source_controller.go", "1.7-1.12"),
+    ),
+    source_types={"clone"},
 )
 def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """A clone needs `backing-image` (the source's name); `encryption` is encrypt, decrypt or
-    ignore (the default), and encrypt or decrypt need `spec.secret` and `spec.secretNamespace`."""
+    """A clone needs `backing-image` (the source's name). `encryption` is encrypt, decrypt
+    or ignore; missing or empty, Longhorn's mutator sets ignore. encrypt and decrypt need
+    `sourceParameters.secret` and `secret-namespace` (the key's secret). Longhorn copies that
+    secret to spec.secret only when encrypting, and takes a non-empty spec.secret as "this
+    image is encrypted": on a decrypt clone it is a warning."""
     if m.source_type != "clone":
         return
     params = m.source_parameters
@@ -168,19 +247,29 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             yield Finding((*PARAMS, "backing-image"), f"backing-image {problem}")
         elif source == m.name:
             yield Finding((*PARAMS, "backing-image"), "a backing image cannot clone itself")
-    encryption = params.get("encryption", "ignore") or "ignore"
+    encryption = params.get("encryption") or "ignore"  # the mutator's default
     if encryption not in ENCRYPTIONS:
         yield Finding(
             (*PARAMS, "encryption"),
             f"encryption {encryption!r} is not one of {', '.join(ENCRYPTIONS)}",
         )
-    elif encryption != "ignore":
-        for field in ("secret", "secretNamespace"):
-            if not as_text(m.spec.get(field)):
-                yield Finding(
-                    ("spec",),
-                    f"encryption {encryption} needs spec.{field}: the secret holding the encryption key",
-                )
+        return
+    if encryption == "ignore":
+        return
+    for key in CLONE_SECRET_PARAMETERS:
+        if not params.get(key):
+            yield Finding(
+                PARAMS,
+                f"encryption {encryption} needs sourceParameters.{key}: the secret holding the "
+                "encryption key and its namespace",
+            )
+    if encryption == "decrypt" and as_text(m.spec.get("secret")):
+        yield Finding(
+            ("spec", "secret"),
+            "a decrypted clone should have no spec.secret: Longhorn takes a non-empty one to mean "
+            "the image is encrypted; give the key in sourceParameters.secret only",
+            Severity.WARNING,
+        )
 
 
 EXPORT_TYPES = ("raw", "qcow2")
@@ -192,10 +281,12 @@ EXPORT_TYPES = ("raw", "qcow2")
     Severity.ERROR,
     BI,
     "an export names its volume and format",
-    sources={"export-from-volume"},
+    source=(manager(VALIDATOR, "1.6-1.12"), manager(MUTATOR, "1.6-1.12")),
+    source_types={"export-from-volume"},
 )
 def check_export(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """export-from-volume needs `volume-name`; `export-type` is raw (the default) or qcow2."""
+    """export-from-volume needs `volume-name`; `export-type` is raw or qcow2 (missing or
+    empty, Longhorn's mutator sets raw)."""
     if m.source_type != "export-from-volume":
         return
     params = m.source_parameters
@@ -207,4 +298,63 @@ def check_export(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     if export_type and export_type not in EXPORT_TYPES:
         yield Finding(
             (*PARAMS, "export-type"), f"export-type {export_type!r} is not one of raw, qcow2"
+        )
+
+
+DATA_ENGINES = ("v1", "v2")
+
+
+@rule(
+    "LHB108",
+    "data-engine",
+    Severity.ERROR,
+    BI,
+    "dataEngine is one the version supports",
+    source=(crds("1.8-1.12"), manager(VALIDATOR, "1.8-1.12")),
+)
+def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """`spec.dataEngine` (from Longhorn 1.8; pruned before) is v1 (the default) or v2. From
+    1.12 Longhorn's validator refuses to create a v2 BackingImage."""
+    value = m.spec.get("dataEngine")
+    if not isinstance(value, str) or not value or not ctx.version.has_data_engine:
+        return
+    if value not in DATA_ENGINES:
+        yield Finding(("spec", "dataEngine"), f"dataEngine {value!r} is not one of v1, v2")
+    elif value == "v2" and ctx.version.rejects_v2_backing_image:
+        yield Finding(
+            ("spec", "dataEngine"),
+            f"Longhorn {ctx.version} does not support v2 backing images; use dataEngine: v1",
+        )
+
+
+@rule(
+    "LHB109",
+    "immutable-fields",
+    Severity.ERROR,
+    BI,
+    "secret, secretNamespace and dataEngine stay as set",
+    source=(manager(VALIDATOR, "1.7-1.12"), manager(MUTATOR, "1.7-1.12")),
+)
+def check_immutable_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """Longhorn refuses an update that changes `spec.secret` or `spec.secretNamespace` once
+    set (the image's data is encrypted with that key), or `spec.dataEngine` (1.8+). Checked
+    when the stored object is known (the webhook's UPDATE)."""
+    previous = ctx.previous
+    if previous is None or not ctx.version.has_clone_source:
+        return
+    before = previous.get("spec")
+    if not isinstance(before, dict):
+        return
+    for field in ("secret", "secretNamespace"):
+        old = as_text(before.get(field))
+        if old and m.spec.get(field) != old:
+            yield Finding(
+                ("spec", field),
+                f"spec.{field} was {old!r}; Longhorn does not allow changing it, so keep that value",
+            )
+    if ctx.version.has_data_engine and before.get("dataEngine") != m.spec.get("dataEngine"):
+        yield Finding(
+            ("spec", "dataEngine"),
+            f"spec.dataEngine was {before.get('dataEngine')!r}; Longhorn does not allow changing "
+            "it, so keep that value",
         )

@@ -4,6 +4,12 @@ A rule is a pure function of (object, context) where the context carries the Lon
 version, the Longhorn namespace and the cluster facts. It yields (or returns a list of)
 `Finding`s (a field path and a message); the registry stamps them with the rule's id and
 severity.
+
+The principle every rule follows: a finding is an error (a denial in the webhook, exit 1 in
+`validate`) only where Longhorn itself rejects the object (its validating or mutating
+webhook, the CRD schema) or would certainly fail or hang on it. What Longhorn tolerates, what
+depends on transient cluster state and what is only advice is a warning. Each rule cites the
+Longhorn files and version lines it encodes (`rule(..., source=...)`).
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class RuleContext:
     version: LonghornVersion = DEFAULT_VERSION
     facts: ClusterFacts = field(default_factory=ClusterFacts)
     longhorn_namespace: str = LONGHORN_NAMESPACE
+    # The stored object on an UPDATE (the webhook's oldObject); None on CREATE and offline.
+    previous: Mapping[str, Any] | None = None
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -178,6 +186,34 @@ class Manifest:
 # A generator, or a list when the check builds one anyway.
 Check = Callable[[Manifest, RuleContext], Iterable[Finding]]
 
+LONGHORN_MANAGER = "longhorn/longhorn-manager"
+BACKING_IMAGE_MANAGER = "longhorn/backing-image-manager"
+BACKUPSTORE = "longhorn/backupstore"
+LONGHORN = "longhorn/longhorn"
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """Where in Longhorn's code a rule's truth comes from: a file of a repository, and the
+    version lines (e.g. "1.8-1.12") in which that file behaves as the rule says."""
+
+    repo: str
+    path: str
+    versions: str
+
+    def __str__(self) -> str:
+        return f"{self.repo.removeprefix('longhorn/')} {self.path} ({self.versions})"
+
+
+def manager(path: str, versions: str) -> Citation:
+    """A file of longhorn-manager, where Longhorn's webhook and controllers live."""
+    return Citation(LONGHORN_MANAGER, path, versions)
+
+
+def crds(versions: str) -> Citation:
+    """Longhorn's CRDs as shipped (deploy/longhorn.yaml of longhorn/longhorn)."""
+    return Citation(LONGHORN, "deploy/longhorn.yaml", versions)
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -190,7 +226,9 @@ class Rule:
     check: Check = field(repr=False)
     # The spec.sourceType values the rule can say something about; None: any. `evaluate`
     # skips the rule for other source types (its check stays silent for them anyway).
-    sources: frozenset[str] | None = None
+    source_types: frozenset[str] | None = None
+    # Where the behaviour the rule encodes is found in Longhorn's code.
+    source: tuple[Citation, ...] = ()
 
     def run(self, manifest: Manifest, ctx: RuleContext) -> Iterator[Violation]:
         for finding in self.check(manifest, ctx):
@@ -209,17 +247,23 @@ def rule(
     kinds: set[str],
     title: str,
     *,
-    sources: set[str] | None = None,
+    source: tuple[Citation, ...],
+    source_types: set[str] | None = None,
 ) -> Callable[[Check], Check]:
-    """Register a check; its docstring is the rule's documentation. `sources`: the source
+    """Register a check; its docstring is the rule's documentation. `source`: the Longhorn
+    files (and version lines) it encodes; every rule has one. `source_types`: the source
     types it applies to, when it applies to only some (its check must be silent for others)."""
 
     def register(check: Check) -> Check:
         if any(existing.id == rule_id for existing in RULES):
             raise ValueError(f"duplicate rule id {rule_id}")
+        if not source:
+            raise ValueError(f"rule {rule_id} cites no Longhorn source")
         doc = " ".join((check.__doc__ or "").split())
-        only = frozenset(sources) if sources is not None else None
-        RULES.append(Rule(rule_id, name, severity, frozenset(kinds), title, doc, check, only))
+        only = frozenset(source_types) if source_types is not None else None
+        RULES.append(
+            Rule(rule_id, name, severity, frozenset(kinds), title, doc, check, only, source)
+        )
         return check
 
     return register

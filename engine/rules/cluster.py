@@ -1,4 +1,5 @@
-"""Rules that need cluster facts. Each stays silent when its facts are unknown.
+"""Rules of backups and clones that need cluster facts (restores: restore_cluster.py). Each
+stays silent when its facts are unknown.
 
 Facts from files are partial (an object missing from the files may exist in the cluster),
 so "not found" is an error only when the facts are complete, and a warning otherwise.
@@ -8,22 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.backup_url import parse_target
-from longhorn_bi.engine.errors import InvalidBackupURL
-from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, backup_image_name
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, as_text, rule
+from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, BackupTargetFact, backup_image_name
+from longhorn_bi.engine.rules.base import (
+    Finding,
+    Manifest,
+    Path,
+    RuleContext,
+    Severity,
+    as_text,
+    manager,
+    rule,
+)
 
 BI = {"BackingImage"}
 BBI = {"BackupBackingImage"}
 PARAMS = ("spec", "sourceParameters")
-RESTORE = {"restore"}
+BBI_CONTROLLER = "controller/backup_backing_image_controller.go"
+BBI_VALIDATOR = "webhook/resources/backupbackingimage/validator.go"
+BBI_MUTATOR = "webhook/resources/backupbackingimage/mutator.go"
+BI_VALIDATOR = "webhook/resources/backingimage/validator.go"
+BI_MUTATOR = "webhook/resources/backingimage/mutator.go"
 
 
-def _absent_severity(ctx: RuleContext) -> Severity:
+def absent_severity(ctx: RuleContext) -> Severity:
     return Severity.ERROR if ctx.facts.complete else Severity.WARNING
 
 
-def _where(ctx: RuleContext) -> str:
+def where(ctx: RuleContext) -> str:
     return "in the cluster" if ctx.facts.complete else "in the given files"
 
 
@@ -31,42 +43,99 @@ def _target_of_backup(m: Manifest) -> str:
     return as_text(m.spec.get("backupTargetName")) or DEFAULT_TARGET_NAME
 
 
-@rule("LHB401", "backup-target-configured", Severity.ERROR, BBI, "the backup target is configured")
+def _chosen_target(m: Manifest, ctx: RuleContext) -> tuple[list[Finding], BackupTargetFact | None]:
+    """The target a backup goes to, picked as Longhorn picks it, and what is to say about the
+    pick: before 1.8 the backup-target setting; from 1.8 the named BackupTarget, or "default"
+    when that does not exist (the BackupBackingImage mutator's fallback)."""
+    if not ctx.version.has_backup_target_crd:
+        target = ctx.facts.target(DEFAULT_TARGET_NAME)
+        if target is not None:
+            return [], target
+        missing = f"the backup-target setting is not set {where(ctx)}; set it to the store's URL"
+        return [Finding(("spec",), missing, absent_severity(ctx))], None
+    found: list[Finding] = []
+    path: Path = ("spec", "backupTargetName") if "backupTargetName" in m.spec else ("spec",)
+    name = _target_of_backup(m)
+    target = ctx.facts.target(name)
+    if target is None and name != DEFAULT_TARGET_NAME:
+        found.append(
+            Finding(
+                path,
+                f"backup target {name!r} does not exist {where(ctx)}; Longhorn then backs up to "
+                f"the {DEFAULT_TARGET_NAME!r} target instead; create it or fix the name",
+                Severity.WARNING,
+            )
+        )
+        target = ctx.facts.target(DEFAULT_TARGET_NAME)
+    if target is None:
+        found.append(
+            Finding(
+                path,
+                f"backup target {DEFAULT_TARGET_NAME!r} does not exist {where(ctx)}, so Longhorn "
+                f"refuses the backup; create BackupTarget {DEFAULT_TARGET_NAME!r} with "
+                "spec.backupTargetURL",
+                absent_severity(ctx),
+            )
+        )
+    return found, target
+
+
+@rule(
+    "LHB401",
+    "backup-target-configured",
+    Severity.ERROR,
+    BBI,
+    "the backup target is configured",
+    source=(
+        manager(BBI_MUTATOR, "1.8-1.12"),
+        manager(BBI_VALIDATOR, "1.9-1.12"),
+        manager(BBI_CONTROLLER, "1.6-1.12"),
+    ),
+)
 def check_target_configured(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """A backup needs its backup target configured (a BackupTarget with a URL from 1.8, the
-    backup-target setting before) and, when known, available; otherwise the backup never
-    starts."""
+    """A backup needs its backup target (a BackupTarget from 1.8, the backup-target setting
+    before) to have a URL, or it waits for ever. From 1.8 a backupTargetName that does not
+    exist is silently replaced by "default" (a warning). A target that is not available is
+    refused by Longhorn from 1.10 (and 1.9.3); before, the backup waits, so a warning."""
     if ctx.facts.backup_targets is None:
         return
-    name = _target_of_backup(m) if ctx.version.has_backup_target_crd else DEFAULT_TARGET_NAME
-    target = ctx.facts.target(name)
-    where = ("spec", "backupTargetName") if "backupTargetName" in m.spec else ("spec",)
-    if ctx.version.has_backup_target_crd:
-        setup = f"create BackupTarget {name!r} with spec.backupTargetURL"
-    else:
-        setup = "set the backup-target setting to the store's URL"
+    findings, target = _chosen_target(m, ctx)
+    yield from findings
+    path: Path = ("spec", "backupTargetName") if "backupTargetName" in m.spec else ("spec",)
     if target is None:
-        yield Finding(
-            where,
-            f"backup target {name!r} does not exist {_where(ctx)}; {setup}",
-            _absent_severity(ctx),
+        return
+    if not target.url:
+        setup = (
+            f"set spec.backupTargetURL of BackupTarget {target.name!r}"
+            if ctx.version.has_backup_target_crd
+            else "set the backup-target setting to the store's URL"
         )
-    elif not target.url:
         yield Finding(
-            where, f"backup target {name!r} has no URL, so no backup can be made; {setup}"
+            path, f"backup target {target.name!r} has no URL, so no backup can be made; {setup}"
         )
     elif target.available is False:
+        refused = ctx.version.rejects_backup_to_unavailable_target
         yield Finding(
-            where,
-            f"backup target {name!r} ({target.url}) is not available; fix its URL or credentials "
-            "(see the BackupTarget's status.conditions) before backing up",
+            path,
+            f"backup target {target.name!r} ({target.url}) is not available"
+            + (", so Longhorn refuses the backup" if refused else "; the backup waits for it")
+            + "; fix its URL or credentials (see the BackupTarget's status.conditions)",
+            None if refused else Severity.WARNING,
         )
 
 
-@rule("LHB402", "backup-image-exists", Severity.ERROR, BBI, "the backing image to back up exists")
+@rule(
+    "LHB402",
+    "backup-image-exists",
+    Severity.ERROR,
+    BBI,
+    "the backing image to back up exists",
+    source=(manager(BBI_CONTROLLER, "1.6-1.12"), manager(BBI_VALIDATOR, "1.8-1.12")),
+)
 def check_image_exists(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """The backing image a backup names must exist (and, when known, have a ready copy);
-    otherwise Longhorn cannot find it and the backup stays stuck."""
+    """The backing image a backup names must exist: Longhorn fails the backup otherwise. A
+    v2 image cannot be backed up (refused from 1.8). Without a ready copy the backup fails up
+    to 1.9.1; from 1.9.2 Longhorn waits for one, so from the 1.9 line that is a warning."""
     if ctx.facts.backing_images is None:
         return
     image_name = backup_image_name(m.obj, ctx.version)
@@ -79,20 +148,39 @@ def check_image_exists(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         among = "" if ctx.facts.complete else f" (the files hold {count} other BackingImage(s))"
         yield Finding(
             path,
-            f"backing image {image_name!r} does not exist {_where(ctx)}{among}; create it first or "
+            f"backing image {image_name!r} does not exist {where(ctx)}{among}; create it first or "
             "fix the name",
-            _absent_severity(ctx),
+            absent_severity(ctx),
+        )
+    elif ctx.version.has_data_engine and image.data_engine == "v2":
+        yield Finding(
+            path, f"backing image {image_name!r} uses the v2 data engine, which has no backups"
         )
     elif image.ready is False:
+        waits = ctx.version.backup_waits_for_ready_copy
         yield Finding(
-            path, f"backing image {image_name!r} has no ready copy yet; wait until it is ready"
+            path,
+            f"backing image {image_name!r} has no ready copy yet; "
+            + (
+                "Longhorn waits for one"
+                if waits
+                else "the backup would fail; wait until it is ready"
+            ),
+            Severity.WARNING if waits else None,
         )
 
 
-@rule("LHB403", "backup-not-duplicate", Severity.ERROR, BBI, "one backup per image and target")
+@rule(
+    "LHB403",
+    "backup-not-duplicate",
+    Severity.ERROR,
+    BBI,
+    "one backup per image and target",
+    source=(manager(BBI_VALIDATOR, "1.8-1.12"),),
+)
 def check_duplicate(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """Longhorn keeps one backup of a backing image per backup target; a second
-    BackupBackingImage for the same image and target conflicts with the first."""
+    """Longhorn keeps one BackupBackingImage per backing image and backup target, and refuses
+    a second (one it synced from the store, `<image>-<random>`, counts too)."""
     if ctx.facts.backups is None:
         return
     image = backup_image_name(m.obj, ctx.version)
@@ -111,111 +199,43 @@ def check_duplicate(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 @rule(
-    "LHB404",
-    "restore-target-configured",
+    "LHB406",
+    "clone-source",
     Severity.ERROR,
     BI,
-    "backup-url is on a configured target",
-    sources=RESTORE,
+    "the clone's source exists and fits its encryption",
+    source=(manager(BI_VALIDATOR, "1.7-1.12"), manager(BI_MUTATOR, "1.7-1.12")),
+    source_types={"clone"},
 )
-def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """The store in `backup-url` must be a configured backup target (and the one named by
-    backup-target-name, when given): Longhorn reads it with that target's credentials."""
-    restore = m.backup_url  # None when invalid: LHB201 reports that
-    if restore is None or ctx.facts.backup_targets is None:
+def check_clone_source(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """Longhorn refuses a clone whose source image does not exist, is a v2 image (1.8+), is
+    encrypted already (encrypt) or is not encrypted (decrypt); a plain clone (ignore) is
+    refused while the source has no checksum yet, i.e. before its content is ready."""
+    source_name = m.source_parameters.get("backing-image")
+    if m.source_type != "clone" or not source_name or ctx.facts.backing_images is None:
         return
-    wanted = restore.target
-    named = (
-        m.source_parameters.get("backup-target-name")
-        if ctx.version.restore_has_backup_target_name
-        else None
-    )
-    path = (*PARAMS, "backup-url")
-    if named:
-        target = ctx.facts.target(named)
-        if target is None:
-            yield Finding(
-                (*PARAMS, "backup-target-name"),
-                f"backup target {named!r} does not exist {_where(ctx)}",
-                _absent_severity(ctx),
-            )
-            return
-        parsed = target.store
-        if parsed is not None and not parsed.same_store(wanted):
-            yield Finding(
-                path,
-                f"backup-url points at {wanted.url} but backup target {named!r} is {target.url}; "
-                "make them agree",
-            )
-        return
-    configured = [t for t in ctx.facts.backup_targets if t.url]
-    if not any((p := t.store) is not None and p.same_store(wanted) for t in configured):
-        known = ", ".join(f"{t.name}={t.url}" for t in configured) or "none"
+    path = (*PARAMS, "backing-image")
+    source = ctx.facts.backing_image(source_name)
+    if source is None:
         yield Finding(
             path,
-            f"backup-url's store {wanted.url} is not a configured backup target {_where(ctx)} "
-            f"(configured: {known}); add it as a backup target or fix the URL",
-            _absent_severity(ctx),
+            f"backing image {source_name!r} does not exist {where(ctx)}; create it first",
+            absent_severity(ctx),
         )
-
-
-@rule(
-    "LHB405",
-    "restore-checksum-agrees",
-    Severity.WARNING,
-    BI,
-    "checksum agrees with the backup's",
-    sources=RESTORE,
-)
-def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """When the backup's checksum is known (status.checksum of its BackupBackingImage), a
-    restore's spec.checksum that differs will make the restore fail after the whole transfer."""
-    restore = m.backup_url  # None when invalid: LHB201 reports that
-    checksum = m.spec.get("checksum")
-    if (
-        restore is None
-        or not checksum
-        or not isinstance(checksum, str)
-        or ctx.facts.backups is None
-    ):
         return
-    url, wanted = m.source_parameters["backup-url"], restore.target
-    for backup in ctx.facts.backups_of(restore.backing_image):
-        if not backup.checksum:
-            continue
-        if backup.url != url:  # the same backup URL needs no look at the target
-            fact = ctx.facts.target(backup.target_name)
-            target = fact.store if fact is not None else None
-            if target is None or not target.same_store(wanted):
-                continue
-        if backup.checksum != checksum:
-            yield Finding(
-                ("spec", "checksum"),
-                f"checksum differs from the one recorded for backup {backup.name!r} "
-                f"({backup.checksum[:16]}...); Longhorn will fail the restore after transferring it all",
-            )
-            return
-
-
-@rule(
-    "LHB501",
-    "backup-target-url",
-    Severity.ERROR,
-    {"BackupTarget", "Setting"},
-    "a target URL is valid",
-)
-def check_target_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """A BackupTarget's spec.backupTargetURL, or the backup-target setting's value, is empty
-    (no target) or a valid s3, nfs, cifs, azblob or vfs URL."""
-    if m.kind == "Setting":
-        path: tuple[str, ...] = ("value",)
-        if m.name != "backup-target":
-            return
-    else:
-        path = ("spec", "backupTargetURL")
-    url = m.text(path)
-    if url:
-        try:
-            parse_target(url)
-        except InvalidBackupURL as exc:
-            yield Finding(path, str(exc))
+    encryption = m.source_parameters.get("encryption") or "ignore"
+    if ctx.version.has_data_engine and source.data_engine == "v2":
+        yield Finding(path, f"{source_name!r} is a v2 backing image, which cannot be cloned")
+    elif encryption == "encrypt" and source.secret:
+        yield Finding(
+            path, f"{source_name!r} is encrypted already; clone it with encryption ignore"
+        )
+    elif encryption == "decrypt" and not source.secret:
+        yield Finding(path, f"{source_name!r} is not encrypted; clone it with encryption ignore")
+    elif encryption == "ignore" and source.has_status_checksum is False:
+        yield Finding(
+            path,
+            f"{source_name!r} has no checksum yet (its content is not ready), and Longhorn refuses "
+            "to clone it until it has; wait for it",
+            absent_severity(ctx),
+        )

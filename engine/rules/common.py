@@ -7,18 +7,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from longhorn_bi.engine.names import (
+    MAX_LONGHORN_NAME,
+    auto_corrected_name,
     is_valid_name,
     label_key_problem,
     label_value_problem,
     name_problem,
     plainly_valid_label,
+    plainly_valid_label_key,
 )
 from longhorn_bi.engine.rules.base import (
+    BACKING_IMAGE_MANAGER,
+    Citation,
     Finding,
     Manifest,
     RuleContext,
     Severity,
     as_mapping,
+    crds,
+    manager,
     rule,
 )
 from longhorn_bi.engine.rules.schema import (
@@ -33,26 +40,56 @@ from longhorn_bi.engine.rules.schema import (
 )
 
 API_VERSION = "longhorn.io/v1beta2"
+V1BETA1 = "longhorn.io/v1beta1"
 ALL_KINDS = {"BackingImage", "BackupBackingImage", "BackupTarget", "Setting"}
 IMAGE_KINDS = {"BackingImage", "BackupBackingImage"}
-
-
-@rule("LHB001", "api-version", Severity.ERROR, ALL_KINDS, "apiVersion is longhorn.io/v1beta2")
-def check_api_version(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """Longhorn 1.6 and later serve these kinds as longhorn.io/v1beta2 only (v1beta1 was
-    removed in 1.5)."""
-    value = m.obj.get("apiVersion")
-    if value != API_VERSION:
-        got = "missing" if value is None else repr(value)
-        yield Finding(("apiVersion",), f"apiVersion is {got}; set it to {API_VERSION}")
+# The kinds whose CRD still serves v1beta1 (converted to v1beta2) while the version does.
+V1BETA1_KINDS = frozenset({"BackingImage", "BackupTarget", "Setting"})
 
 
 @rule(
-    "LHB002", "longhorn-namespace", Severity.ERROR, ALL_KINDS, "object is in the Longhorn namespace"
+    "LHB001",
+    "api-version",
+    Severity.ERROR,
+    ALL_KINDS,
+    "apiVersion is longhorn.io/v1beta2",
+    source=(crds("1.6-1.12"),),
+)
+def check_api_version(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """The API server serves these kinds as longhorn.io/v1beta2; another apiVersion is
+    refused. BackingImage, BackupTarget and Setting are also served as v1beta1 up to Longhorn
+    1.8 (converted to v1beta2), which is a warning there."""
+    value = m.obj.get("apiVersion")
+    if value == API_VERSION:
+        return
+    if value == V1BETA1 and m.kind in V1BETA1_KINDS and ctx.version.serves_v1beta1:
+        yield Finding(
+            ("apiVersion",),
+            f"{V1BETA1} is deprecated; Longhorn {ctx.version} still serves it and converts the "
+            f"object to v1beta2 (1.9 stops serving it); set apiVersion: {API_VERSION}",
+            Severity.WARNING,
+        )
+        return
+    got = "missing" if value is None else repr(value)
+    yield Finding(("apiVersion",), f"apiVersion is {got}; set it to {API_VERSION}")
+
+
+@rule(
+    "LHB002",
+    "longhorn-namespace",
+    Severity.ERROR,
+    ALL_KINDS,
+    "object is in the Longhorn namespace",
+    source=(
+        manager("controller/backing_image_controller.go", "1.6-1.12"),
+        manager("controller/backup_backing_image_controller.go", "1.6-1.12"),
+        manager("controller/backup_target_controller.go", "1.6-1.12"),
+    ),
 )
 def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """Longhorn only watches its own namespace: an object elsewhere is never acted on. A
-    missing namespace is a warning, since `kubectl apply -n` may supply it."""
+    """Longhorn's controllers skip objects outside their own namespace: an object elsewhere
+    is never acted on. A missing namespace is a warning, since `kubectl apply -n` may supply
+    it."""
     namespace = m.namespace
     if namespace is None and "namespace" not in m.metadata:
         yield Finding(
@@ -70,15 +107,37 @@ def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 @rule(
-    "LHB003", "object-name", Severity.ERROR, IMAGE_KINDS, "metadata.name is a valid Longhorn name"
+    "LHB003",
+    "object-name",
+    Severity.ERROR,
+    IMAGE_KINDS,
+    "metadata.name is a valid Longhorn name",
+    source=(
+        manager("webhook/resources/backingimage/validator.go", "1.6-1.12"),
+        manager("webhook/resources/backingimage/mutator.go", "1.6-1.12"),
+        manager("util/util.go", "1.6-1.12"),
+    ),
 )
 def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Backing images and their backups share Longhorn's name syntax:
-    `^[a-z0-9][a-z0-9_.-]+$`."""
+    `^[a-z0-9][a-z0-9_.-]+$`. Longhorn's mutator renames a BackingImage whose name has
+    upper-case letters (lowered) or is over 40 characters (cut, plus a hash): accepted, but
+    the object then differs from the manifest (GitOps drift), so a warning."""
     name = m.metadata.get("name")
     if name is None:
         yield Finding(("metadata",), "metadata.name is missing; give the object a name")
-    elif isinstance(name, str) and not is_valid_name(name):
+        return
+    if not isinstance(name, str) or (is_valid_name(name) and len(name) <= MAX_LONGHORN_NAME):
+        return
+    if m.kind == "BackingImage" and is_valid_name(name.lower()):
+        yield Finding(
+            ("metadata", "name"),
+            f"Longhorn renames {name!r} to {auto_corrected_name(name)!r} (names are lower-cased "
+            f"and cut to {MAX_LONGHORN_NAME} characters); use that name so that the object "
+            "matches the manifest",
+            Severity.WARNING,
+        )
+    elif not is_valid_name(name):
         yield Finding(("metadata", "name"), f"the name {name_problem(name)}")
 
 
@@ -98,17 +157,49 @@ def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...], out: list[
                 out.append(Finding((*base, key), problem))
 
 
-@rule("LHB004", "labels", Severity.ERROR, ALL_KINDS, "label keys and values are valid")
+def _backup_label_findings(labels: Mapping[Any, Any], out: list[Finding]) -> None:
+    # The backing image manager's check: a qualified-name key and any non-empty value.
+    for key, value in labels.items():
+        if type(key) is str and value != "" and plainly_valid_label_key(key):
+            continue  # most labels are fine: one memoised match
+        if not isinstance(key, str):
+            out.append(Finding(("spec", "labels"), f"label key {key!r} is not a string; quote it"))
+            continue
+        problem = label_key_problem(key)
+        if problem:
+            out.append(Finding(("spec", "labels", key), f"{problem}; the backup would fail"))
+        if value == "":
+            out.append(
+                Finding(
+                    ("spec", "labels", key),
+                    f"label {key!r} has an empty value, which fails the backup; give it a value",
+                )
+            )
+
+
+@rule(
+    "LHB004",
+    "labels",
+    Severity.ERROR,
+    ALL_KINDS,
+    "label keys and values are valid",
+    source=(
+        Citation(BACKING_IMAGE_MANAGER, "pkg/backup/backup.go", "1.6-1.12"),
+        manager("vendor/github.com/longhorn/longhorn-engine/pkg/util/util.go", "1.6-1.12"),
+    ),
+)
 def check_labels(m: Manifest, ctx: RuleContext) -> list[Finding]:
-    """Object labels, and a backup's spec.labels (stored with the backup and shown as
-    Kubernetes labels by tools), follow Kubernetes label syntax."""
+    """Object labels follow Kubernetes label syntax (the API server refuses others). A
+    backup's spec.labels are checked by the backing image manager when the backup runs: the
+    key is a qualified name (label key syntax) and the value any non-empty text; anything
+    else fails the backup."""
     found: list[Finding] = []
     labels = m.metadata.get("labels")
     if labels:  # most objects have a few plain labels, or none
         labels = labels if type(labels) is dict else as_mapping(labels)
         _label_findings(labels, ("metadata", "labels"), found)
     if m.kind == "BackupBackingImage":
-        _label_findings(as_mapping(m.spec.get("labels")), ("spec", "labels"), found)
+        _backup_label_findings(as_mapping(m.spec.get("labels")), found)
     return found
 
 
@@ -239,7 +330,14 @@ def _type_root(kind: str) -> _TypeNode:
 _TYPE_TREES: dict[str, _TypeNode] = {}
 
 
-@rule("LHB005", "field-types", Severity.ERROR, ALL_KINDS, "fields have the types of the CRD schema")
+@rule(
+    "LHB005",
+    "field-types",
+    Severity.ERROR,
+    ALL_KINDS,
+    "fields have the types of the CRD schema",
+    source=(crds("1.6-1.12"),),
+)
 def check_field_types(m: Manifest, ctx: RuleContext) -> list[Finding]:
     """The API server rejects a wrong YAML type (`concurrent-limit: 2` where the CRD wants
     the string "2", `userCreated: "true"` where it wants a boolean) with a terse schema error."""
@@ -252,7 +350,12 @@ _SPEC_FIELD_RULES = {"backingImage", "backupTargetName"}  # reported by their ow
 
 
 @rule(
-    "LHB006", "unknown-fields", Severity.WARNING, IMAGE_KINDS, "spec has only fields the CRD knows"
+    "LHB006",
+    "unknown-fields",
+    Severity.WARNING,
+    IMAGE_KINDS,
+    "spec has only fields the CRD knows",
+    source=(crds("1.6-1.12"),),
 )
 def check_unknown_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The API server silently prunes spec fields its CRD does not know, so a misspelt

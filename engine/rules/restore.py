@@ -1,15 +1,28 @@
-"""Rules of a restore BackingImage: Longhorn's own webhook checks none of these."""
+"""Rules of a restore BackingImage (the cluster-dependent ones are in cluster.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from longhorn_bi.engine.names import is_valid_name, name_problem
-from longhorn_bi.engine.rules.base import Finding, Manifest, RuleContext, Severity, rule
+from longhorn_bi.engine.rules.base import (
+    BACKING_IMAGE_MANAGER,
+    BACKUPSTORE,
+    Citation,
+    Finding,
+    Manifest,
+    RuleContext,
+    Severity,
+    manager,
+    rule,
+)
 
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
 RESTORE = {"restore"}
+MUTATOR = "webhook/resources/backingimage/mutator.go"
+# The schemes the 1.8+ mutator can match to a backup (getBackupTargetURLAndBackingImageName).
+MATCHED_SCHEMES = frozenset({"s3", "nfs", "cifs", "azblob"})
 
 
 @rule(
@@ -18,11 +31,18 @@ RESTORE = {"restore"}
     Severity.ERROR,
     BI,
     "backup-url is a well-formed backup URL",
-    sources=RESTORE,
+    source=(
+        Citation(BACKUPSTORE, "backupbackingimage/backupbackingimage.go", "1.6-1.12"),
+        Citation(BACKUPSTORE, "s3/s3.go", "1.6-1.12"),
+        manager(MUTATOR, "1.8-1.12"),
+    ),
+    source_types=RESTORE,
 )
 def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """A restore needs `backup-url`: a supported target (s3, nfs, cifs, azblob, vfs) plus
-    `?backingImage=<name>`, as found in the BackupBackingImage's status.url."""
+    """A restore needs `backup-url`: a target URL (s3, nfs, cifs, azblob; vfs only before
+    1.8) plus `?backingImage=<name>`, as found in the BackupBackingImage's status.url. From
+    1.8 Longhorn's mutator refuses a vfs URL unless backup-target-name is given (and no
+    BackupTarget can be vfs, so it is a warning then)."""
     if m.source_type != "restore":
         return
     url = m.source_parameters.get("backup-url")
@@ -36,6 +56,25 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         return
     if m.backup_url_error is not None:
         yield Finding((*PARAMS, "backup-url"), str(m.backup_url_error))
+        return
+    restore = m.backup_url
+    if (
+        restore is not None
+        and ctx.version.has_backup_target_crd
+        and restore.target.scheme not in MATCHED_SCHEMES
+    ):
+        named = bool(m.source_parameters.get("backup-target-name"))
+        yield Finding(
+            (*PARAMS, "backup-url"),
+            f"Longhorn {ctx.version} has no {restore.target.scheme} backup targets (s3, nfs, cifs "
+            "or azblob only)"
+            + (
+                "; the restore reads from the named target instead"
+                if named
+                else ", and its mutator refuses a restore it cannot match to one"
+            ),
+            Severity.WARNING if named else None,
+        )
 
 
 @rule(
@@ -44,7 +83,12 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     Severity.ERROR,
     BI,
     "concurrent-limit is an integer >= 1",
-    sources=RESTORE,
+    source=(
+        manager(MUTATOR, "1.6-1.12"),
+        Citation(BACKING_IMAGE_MANAGER, "pkg/datasource/service.go", "1.6-1.12"),
+        Citation(BACKUPSTORE, "backupbackingimage/backupbackingimage.go", "1.6-1.12"),
+    ),
+    source_types=RESTORE,
 )
 def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`concurrent-limit` is a string holding a whole number of at least 1: at 0 Longhorn
@@ -74,11 +118,16 @@ def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     Severity.ERROR,
     BI,
     "backup-target-name fits the version",
-    sources=RESTORE,
+    source=(
+        manager(MUTATOR, "1.8-1.12"),
+        manager("controller/backing_image_data_source_controller.go", "1.6-1.12"),
+    ),
+    source_types=RESTORE,
 )
 def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """`backup-target-name` exists from Longhorn 1.8 and must be a valid name; before 1.8
-    there is one backup target and the parameter would be ignored."""
+    """`backup-target-name` exists from Longhorn 1.8 and must be a valid name. Before 1.8
+    Longhorn restores with the one target's credentials and ignores the parameter: a
+    warning."""
     if m.source_type != "restore" or "backup-target-name" not in m.source_parameters:
         return
     value = m.source_parameters["backup-target-name"]
@@ -86,8 +135,9 @@ def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding
     if not ctx.version.restore_has_backup_target_name:
         yield Finding(
             path,
-            f"backup-target-name needs Longhorn 1.8 or later; Longhorn {ctx.version} restores from "
-            "the backup-target setting, so remove it",
+            f"backup-target-name needs Longhorn 1.8 or later; Longhorn {ctx.version} ignores it "
+            "and restores with the backup-target setting's credentials, so remove it",
+            Severity.WARNING,
         )
     elif value and not is_valid_name(value):
         yield Finding(path, f"backup-target-name {name_problem(value)}")
@@ -99,7 +149,8 @@ def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding
     Severity.WARNING,
     BI,
     "a restore states its checksum",
-    sources=RESTORE,
+    source=(manager("controller/backing_image_data_source_controller.go", "1.6-1.12"),),
+    source_types=RESTORE,
 )
 def check_restore_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Without `spec.checksum` Longhorn takes whatever it restored as the truth; give the

@@ -1,8 +1,9 @@
 """The slice of Longhorn's CRD schemas the rules need: field types and known spec fields.
 
-Written from the v1.6.4 and v1.12.1 CRDs (tests/test_schema_tables.py compares these tables
-with the vendored tests/data/longhorn/). v1.7 is taken as v1.12 without `dataEngine` (v2 backing images
-arrived in v1.8); clone, encryption, selectors and minNumberOfCopies arrived in v1.7.
+Written from the CRDs of every version line, v1.6.4 to v1.12.1 (tests/test_schema_tables.py
+compares these tables with the vendored tests/data/longhorn/): clone, encryption, selectors
+and minNumberOfCopies arrived in v1.7, dataEngine and the BackupBackingImage's backingImage
+and backupTargetName in v1.8.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ SOURCE_PARAMETERS: dict[str, frozenset[str]] = {
     "upload": frozenset(),
     "export-from-volume": frozenset({"volume-name", "export-type"}),
     "restore": frozenset({"backup-url", "concurrent-limit", "backup-target-name"}),
-    "clone": frozenset({"backing-image", "encryption", "backing-image-uuid"}),
+    "clone": frozenset(
+        {"backing-image", "encryption", "secret", "secret-namespace", "backing-image-uuid"}
+    ),
 }
 SYSTEM_SOURCE_PARAMETERS = frozenset({"data-engine", "file-type"})

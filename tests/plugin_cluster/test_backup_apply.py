@@ -111,23 +111,39 @@ def test_preflight_refuses_a_missing_image_and_applies_nothing(cluster: Cluster)
     assert cluster.server.get(PLURAL, NS, "bi-missing") is None
 
 
-def test_preflight_refuses_an_image_without_a_ready_copy(cluster: Cluster):
+def test_preflight_refuses_an_image_without_a_ready_copy_where_the_backup_fails(cluster: Cluster):
+    # Up to 1.9.1 Longhorn fails a backup of an image with no ready copy.
     cluster.seed(backing_image("bi2", state="in-progress"))
-    result = cluster.cli("backup", "bi2", "--apply")
+    result = cluster.cli("backup", "bi2", "--apply", "--longhorn-version", "1.8")
     assert result.returncode == 1
     assert "backing image 'bi2' has no ready copy yet" in result.stderr
     assert cluster.requests("PATCH", PLURAL) == []
 
 
-def test_preflight_refuses_an_unavailable_or_unknown_target(cluster: Cluster):
+def test_preflight_applies_a_backup_longhorn_will_wait_for(cluster: Cluster):
+    # From 1.9.2 Longhorn waits for a ready copy: a warning, and the backup is sent.
+    cluster.seed(backing_image("bi2", state="in-progress"))
+    result = cluster.cli("backup", "bi2", "--apply")
+    assert result.returncode == 0, result.stderr
+    assert "has no ready copy yet; Longhorn waits for one" in result.stderr
+    assert cluster.server.get(PLURAL, NS, "bi2") is not None
+
+
+def test_preflight_refuses_an_unavailable_target(cluster: Cluster):
+    # Longhorn 1.10+ refuses a backup to an unavailable target (backupbackingimage validator).
     cluster.seed(backup_target("offsite", "nfs://nas:/export", available=False))
     result = cluster.cli("backup", "bi1", "--apply", "--backup-target", "offsite")
     assert result.returncode == 1
     assert "backup target 'offsite' (nfs://nas:/export) is not available" in result.stderr
-    result = cluster.cli("backup", "bi1", "--apply", "--backup-target", "nowhere")
-    assert result.returncode == 1
-    assert "backup target 'nowhere' does not exist in the cluster" in result.stderr
     assert cluster.requests("PATCH", PLURAL) == []
+
+
+def test_an_unknown_target_is_a_warning_since_longhorn_uses_default(cluster: Cluster):
+    # Longhorn's mutator replaces a backupTargetName that does not exist with "default".
+    result = cluster.cli("backup", "bi1", "--apply", "--backup-target", "nowhere")
+    assert result.returncode == 0, result.stderr
+    assert "backup target 'nowhere' does not exist in the cluster" in result.stderr
+    assert "backs up to the 'default' target instead" in result.stderr
 
 
 def test_preflight_refuses_a_second_backup_of_the_image_on_the_target(cluster: Cluster):
@@ -141,10 +157,10 @@ def test_preflight_refuses_a_second_backup_of_the_image_on_the_target(cluster: C
 def test_a_rule_broken_by_the_flags_is_a_usage_error_before_any_cluster_fact(
     cluster16: Cluster,
 ):
-    # Longhorn 1.6 (detected from the CRDs): a backup must be named after its image.
-    result = cluster16.cli("backup", "other", "--backing-image", "bi1", "--apply")
+    # A backup label with an empty value fails the backup, whatever the cluster holds.
+    result = cluster16.cli("backup", "bi1", "--label", "usecase=", "--apply")
     assert result.returncode == 2
-    assert "error:" in result.stderr and "backingImage" in result.stderr
+    assert "error:" in result.stderr and "empty value" in result.stderr
     assert cluster16.requests("GET", "backupbackingimages") == []
     assert cluster16.requests("PATCH", "backupbackingimages") == []
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
+from longhorn_bi.demo import PARROT_MANIFESTS, store_manifests
 from longhorn_bi.demo_store import DEMO_IMAGE_NAME, run_store_demo
+from tests.support import run_cli
 
 
 def test_store_demo_backs_up_verifies_and_restores(tmp_path, capsys) -> None:
@@ -17,3 +19,16 @@ def test_store_demo_backs_up_verifies_and_restores(tmp_path, capsys) -> None:
     shown = capsys.readouterr().out
     assert "$ kubectl longhorn-bi store backup" in shown and f"OK: {DEMO_IMAGE_NAME}" in shown
     assert run_store_demo(work) == (url, checksum)  # a rerun finds the complete backup
+
+
+def test_the_manifests_the_demo_prints_pass_the_rules_of_their_version(tmp_path) -> None:
+    url, checksum = run_store_demo(tmp_path / "demo-work")
+    for title, args in [*PARROT_MANIFESTS, *store_manifests(url, checksum)]:
+        printed = run_cli(*args)
+        assert printed.returncode == 0 and printed.stderr == "", (title, printed.stderr)
+        version = args[args.index("--longhorn-version") + 1]
+        manifest = tmp_path / "printed.yaml"
+        manifest.write_text(printed.stdout)
+        checked = run_cli("validate", str(manifest), "--strict", "--longhorn-version", version)
+        assert checked.returncode == 0, (title, checked.stdout)
+        assert "1 document checked, 0 skipped: 0 errors, 0 warnings" in checked.stdout

@@ -25,7 +25,8 @@ from longhorn_bi.engine.facts import (
 from longhorn_bi.engine.versions import LonghornVersion
 
 NS = "longhorn-system"
-TARGET_URL = "vfs:///var/lib/longhorn-backups"
+# From 1.8 a backup target is s3, nfs, cifs or azblob; nfs needs no credential secret.
+TARGET_URL = "nfs://nfs.example:/opt/backupstore"
 CHECKSUM = "a" * 128
 OTHER_CHECKSUM = "b" * 128
 V112 = LonghornVersion(1, 12)

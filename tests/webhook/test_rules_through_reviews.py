@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from longhorn_bi.engine.backup_url import format_backup_url
-from longhorn_bi.engine.facts import BackingImageFact
+from longhorn_bi.engine.facts import BackingImageFact, BackupTargetFact, ClusterFacts
 from longhorn_bi.engine.rules import RULES, Severity
 from longhorn_bi.engine.versions import LonghornVersion
 from longhorn_bi.webhook.app import Settings, create_app
@@ -24,6 +24,13 @@ from tests.webhook.helpers import (
 )
 
 CHECKED = {"BackingImage", "BackupBackingImage"}
+V16 = LonghornVersion(1, 6)
+# Rules a review cannot reach yet, and why.
+NOT_THROUGH_REVIEWS = {
+    # It compares with the stored object, which `decide` does not pass as
+    # RuleContext.previous yet (the webhook's UPDATE handling, issue 9 item 3).
+    "LHB109",
+}
 
 
 def _with(obj: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -44,7 +51,7 @@ def _restore(**params: str) -> dict[str, Any]:
 CASES: dict[str, tuple[dict[str, Any], LonghornVersion]] = {
     "LHB001": (_with(backing_image(), ("apiVersion",), "longhorn.io/v1beta1"), V112),
     "LHB002": (_with(backing_image(), ("metadata", "namespace"), "default"), V112),
-    "LHB003": (_with(backing_image(), ("metadata", "name"), "Not_Valid"), V112),
+    "LHB003": (_with(backing_image(), ("metadata", "name"), "not valid"), V112),
     "LHB004": (_with(backing_image(), ("metadata", "labels"), {"bad key!": "x"}), V112),
     "LHB005": (backing_image(minNumberOfCopies="2"), V112),
     "LHB006": (backing_image(sourcetype="restore"), V112),
@@ -55,18 +62,19 @@ CASES: dict[str, tuple[dict[str, Any], LonghornVersion]] = {
         backing_image(sourceType="download", sourceParameters={"url": "http://127.0.0.1/i"}),
         V112,
     ),
-    "LHB105": (backing_image(minNumberOfCopies=0), V112),
+    "LHB105": (backing_image(minNumberOfCopies=-1), V112),
     "LHB106": (backing_image(sourceType="clone", sourceParameters={}), V112),
     "LHB107": (backing_image(sourceType="export-from-volume", sourceParameters={}), V112),
+    "LHB108": (backing_image(dataEngine="v2"), V112),
     "LHB201": (_restore(**{"backup-url": "http://example.com/x"}), V112),
     "LHB202": (_restore(**{"concurrent-limit": "0"}), V112),
     "LHB203": (_restore(**{"backup-target-name": "Bad!"}), V112),
     "LHB204": (backing_image(checksum=None), V112),
     "LHB301": (backup(userCreated=None), V112),
     "LHB302": (backup(backingImage=None), V112),
-    "LHB303": (_with(backup(), ("metadata", "name"), "other-name"), V112),
+    "LHB303": (backup(backingImage="other-name", backupTargetName=None), V16),
     "LHB304": (backup(backupTargetName="Bad!"), V112),
-    "LHB401": (backup(backupTargetName="missing"), V112),
+    "LHB401": (backup(backupTargetName="down"), V112),
     "LHB402": (backup(backingImage="ghost"), V112),
     "LHB403": (_with(backup(backingImage="parrot"), ("metadata", "name"), "parrot-again"), V112),
     "LHB404": (
@@ -74,6 +82,11 @@ CASES: dict[str, tuple[dict[str, Any], LonghornVersion]] = {
         V112,
     ),
     "LHB405": (backing_image(checksum=OTHER_CHECKSUM), V112),
+    "LHB406": (
+        backing_image(sourceType="clone", sourceParameters={"backing-image": "ghost"}),
+        V112,
+    ),
+    "LHB407": (_restore(**{"backup-target-name": "s3-no-secret"}), V112),
 }
 
 
@@ -84,7 +97,7 @@ def _drop_none(obj: Any) -> Any:
 
 
 def test_the_cases_cover_every_rule_of_the_checked_kinds() -> None:
-    expected = {r.id for r in RULES if r.kinds & CHECKED}
+    expected = {r.id for r in RULES if r.kinds & CHECKED} - NOT_THROUGH_REVIEWS
     assert set(CASES) == expected
 
 
@@ -95,7 +108,14 @@ async def test_rule_reaches_the_answer(aiohttp_client, rule_id: str) -> None:
     facts = cluster_facts()
     # `fresh` is the image of the default backup() object; it exists and is ready.
     facts = facts.merged(
-        type(facts)(backing_images=(BackingImageFact("fresh", "", True),), complete=True)
+        ClusterFacts(
+            backup_targets=(
+                BackupTargetFact("down", "nfs://down.example:/export", False),
+                BackupTargetFact("s3-no-secret", "s3://bucket@us-east-1/", True, ""),
+            ),
+            backing_images=(BackingImageFact("fresh", "", True),),
+            complete=True,
+        )
     )
     client = await aiohttp_client(create_app(Settings(), StaticFacts(version, facts), Metrics()))
     resp = await client.post("/validate", json=review(_drop_none(obj)))
