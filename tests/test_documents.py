@@ -146,3 +146,13 @@ def test_an_annotated_document_is_named_after_its_file_with_lines_from_its_start
     assert (first.source, first.line) == ("<stdin>", 1)
     assert (second.source, second.index) == ("images/parrot.yaml", 1)
     assert second.position_of(("spec", "checksum")) == (7, 3)
+
+
+def test_a_large_resource_list_is_one_document_but_no_alias_bomb() -> None:
+    # 20,000 items make one document of about 260,000 nodes, more than MAX_NODES.
+    item = "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c{n}\n  data:\n    a: b\n"
+    text = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" + "".join(
+        item.format(n=n) for n in range(20_000)
+    )
+    [doc] = iter_documents(text, "f")
+    assert len(doc.obj["items"]) == 20_000
