@@ -13,28 +13,18 @@ from typing import Any
 import pytest
 import yaml
 
+from longhorn_bi.engine.manifests import backup_manifest, restore_manifest
+from longhorn_bi.engine.versions import LonghornVersion
 from tests.support import REPO, VENV_BIN, readme_snippet, run_cli
 from tests.test_image import dockerfile_stages
 
-BAD_RESTORE: dict[str, Any] = {
-    "apiVersion": "longhorn.io/v1beta2",
-    "kind": "BackingImage",
-    "metadata": {"name": "parrot-restore", "namespace": "longhorn-system"},
-    "spec": {
-        "sourceType": "restore",
-        "sourceParameters": {
-            "backup-url": "s3://backupbucket@us-east-1/?backingImage=parrot",
-            "concurrent-limit": "0",
-        },
-    },
-}
+BAD_RESTORE = restore_manifest(
+    "parrot-restore",
+    backup_url="s3://backupbucket@us-east-1/?backingImage=parrot",
+    concurrent_limit="0",
+)
 # A backup without spec.backingImage: an error from Longhorn 1.8 on, fine before.
-OLD_STYLE_BACKUP: dict[str, Any] = {
-    "apiVersion": "longhorn.io/v1beta2",
-    "kind": "BackupBackingImage",
-    "metadata": {"name": "parrot", "namespace": "longhorn-system"},
-    "spec": {"userCreated": True},
-}
+OLD_STYLE_BACKUP = backup_manifest("parrot", version=LonghornVersion.parse("1.6"))
 
 
 def kustomize_item(obj: dict[str, Any], number: int) -> dict[str, Any]:
@@ -209,6 +199,19 @@ def test_an_empty_resource_list_passes() -> None:
 KPT = shutil.which("kpt")
 
 
+def run_in(directory: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """`command` in `directory` with only this venv and the system's tools on PATH."""
+    return subprocess.run(
+        command,
+        cwd=directory,
+        env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(directory)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.mark.skipif(KPT is None, reason="kpt is not on PATH")
 def test_the_readme_kpt_command_under_the_real_kpt(tmp_path: Path) -> None:
     exec_line = readme_snippet("kpt").splitlines()[0]
@@ -220,30 +223,15 @@ def test_the_readme_kpt_command_under_the_real_kpt(tmp_path: Path) -> None:
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a # kept\ndata:\n  on: yes\n"
     )
     before = {p.name: p.read_bytes() for p in manifests.iterdir()}
-    env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    passed = subprocess.run(
-        shlex.split(exec_line),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    words = shlex.split(exec_line)
+    passed = run_in(tmp_path, words)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert {p.name: p.read_bytes() for p in manifests.iterdir()} == before
 
     (manifests / "bad.yaml").write_text((REPO / "examples" / "gitops" / "bad.yaml").read_text())
-    words = shlex.split(exec_line)
     before_options = words.index("--")
-    failed = subprocess.run(
-        [*words[:before_options], "--results-dir", "results", *words[before_options:]],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    failed = run_in(
+        tmp_path, [*words[:before_options], "--results-dir", "results", *words[before_options:]]
     )
     assert failed.returncode != 0
     results = yaml.safe_load((tmp_path / "results" / "results.yaml").read_text())
