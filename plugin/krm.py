@@ -132,8 +132,26 @@ def krm_result(result: Result, item: Any) -> dict[str, Any]:
     return entry
 
 
-def run_function(data: bytes, defaults: FunctionOptions) -> tuple[str, bool]:
-    """The ResourceList to write back, and whether the function failed."""
+@dataclass(frozen=True)
+class FunctionRun:
+    output: str  # the ResourceList to write back
+    failed: bool
+    # The results as text lines for standard error: kustomize shows a failing function's
+    # standard error, not its results.
+    log: list[str]
+
+
+def log_line(result: Mapping[str, Any]) -> str:
+    ref = result.get("resourceRef", {})
+    where = f"{ref.get('kind', '?')}/{ref.get('name', '?')}"
+    if "file" in result:
+        where = f"{result['file']['path']}: {where}"
+    field = result.get("field", {}).get("path")
+    return f"{where}: {result['severity']}: {field + ': ' if field else ''}{result['message']}"
+
+
+def run_function(data: bytes, defaults: FunctionOptions) -> FunctionRun:
+    """Validate the items of the ResourceList in `data`."""
     text = decode(data, "<stdin>")
     document = read_resource_list(text)
     options = function_options(document.obj.get("functionConfig"), defaults)
@@ -149,17 +167,19 @@ def run_function(data: bytes, defaults: FunctionOptions) -> tuple[str, bool]:
     report.results.sort(key=lambda r: (int(r.file), r.line, r.column, r.rule))
     results = [krm_result(r, items[int(r.file)]) for r in report.results]
     failed = report.errors > 0 or (options.strict and report.warnings > 0)
-    return with_results(text, document.obj, results), failed
+    output = with_results(text, document.obj, results)
+    return FunctionRun(output, failed, [log_line(r) for r in results])
 
 
 def with_results(text: str, resource_list: Mapping[str, Any], results: list[Any]) -> str:
     """`text` with `results` set. A block-style input keeps its bytes and gains the key at
     the end; JSON or one that already has results is written anew."""
-    body = text.rstrip()
-    block = not body.lstrip().startswith("{") and not body.endswith(("...", "---"))
+    end = text.rstrip()
+    block = not end.lstrip().startswith("{") and not end.endswith(("...", "---"))
     if block and "results" not in resource_list:
         added = yaml.dump({"results": results}, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
-        return body + "\n" + added
+        # Nothing of the input is stripped: a `|+` scalar at its end keeps its newlines.
+        return text + ("" if text.endswith("\n") else "\n") + added
     rewritten = {**resource_list, "results": results}
     return yaml.dump(rewritten, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 

@@ -217,9 +217,11 @@ def run_krm(
         )
     if version is None:
         raise click.UsageError("--krm runs offline: give a version, not auto")
-    output, failed = run_function(read_source(STDIN), FunctionOptions(version, strict, namespace))
-    sys.stdout.write(output)
-    raise click.exceptions.Exit(ExitCode.FAILURE if failed else ExitCode.OK)
+    run = run_function(read_source(STDIN), FunctionOptions(version, strict, namespace))
+    sys.stdout.write(run.output)
+    for line in run.log:
+        click.echo(line, err=True)
+    raise click.exceptions.Exit(ExitCode.FAILURE if run.failed else ExitCode.OK)
 
 
 @click.command()

@@ -239,3 +239,53 @@ def test_the_readme_kpt_command_under_the_real_kpt(tmp_path: Path) -> None:
     lhb202 = next(r for r in found if r["tags"]["rule"] == "LHB202")
     assert lhb202["file"]["path"] == "bad.yaml"
     assert lhb202["field"]["path"] == "spec.sourceParameters.concurrent-limit"
+
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH")
+def test_the_readme_kustomization_under_kubectls_kustomize(tmp_path: Path) -> None:
+    # kustomize starts a container function with `docker run ... IMAGE`; a `docker` on PATH
+    # that checks those arguments and runs the image's default command from this venv lets
+    # the real kustomize drive the function without a container engine.
+    image = yaml.safe_load(readme_snippet("kustomize-validator"))["metadata"]["annotations"]
+    image = yaml.safe_load(image["config.kubernetes.io/function"])["container"]["image"]
+    shim = tmp_path / "bin" / "docker"
+    shim.parent.mkdir()
+    shim.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = run ] && [ "$(eval echo \\${{$#}})" = {shlex.quote(image)} ] || exit 99\n'
+        f"exec {shlex.join(image_default_command())}\n"
+    )
+    shim.chmod(0o755)
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "kustomization.yaml").write_text(readme_snippet("kustomization"))
+    (build / "longhorn-bi.yaml").write_text(readme_snippet("kustomize-validator"))
+    good = (REPO / "examples" / "gitops" / "good.yaml").read_text()
+    (build / "backing-images.yaml").write_text(good)
+    command = [str(KUBECTL), "kustomize", "--enable-alpha-plugins", "."]
+    env = {"PATH": f"{shim.parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    passed = subprocess.run(
+        command, cwd=build, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert passed.returncode == 0, passed.stderr
+
+    # What kustomize builds is the input (in kustomize's order), unchanged by the function.
+    def by_kind(text: str) -> list[Any]:
+        return sorted(yaml.safe_load_all(text), key=lambda o: (o["kind"], o["metadata"]["name"]))
+
+    assert by_kind(passed.stdout) == by_kind(good)
+
+    (build / "backing-images.yaml").write_text(
+        (REPO / "examples" / "gitops" / "bad.yaml").read_text()
+    )
+    failed = subprocess.run(
+        command, cwd=build, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert failed.returncode != 0
+    assert (
+        "BackingImage/parrot-restore: error: spec.sourceParameters.concurrent-limit: [LHB202]"
+        in failed.stderr
+    )
