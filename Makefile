@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all install demo test unit lint typecheck bench e2e clean
+.PHONY: all install lock demo test unit lint typecheck bench e2e clean
 
 all: test
 
-# One pinned lock (requirements/lock.txt) keeps the install deterministic and fast:
-# unpinned, pip backtracks for a long time between kubernetes and botocore.
+# One pinned lock (requirements/lock.txt, every package with its hashes) keeps the install
+# deterministic and fast: unpinned, pip backtracks for a long time between kubernetes and
+# botocore. `make lock` writes it from pyproject.toml and requirements/lock.in.
 $(STAMP): pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
@@ -18,6 +19,13 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	@touch $@
 
 install: $(STAMP)
+
+# Versions already in the lock are kept (uv prefers them); a new dependency in pyproject.toml
+# gets pinned with its hashes. runtime.txt is the runtime subset at the same versions (the image's).
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
+lock: $(STAMP)
+	$(LOCK) pyproject.toml requirements/lock.in --extra dev --output-file requirements/lock.txt
+	$(LOCK) pyproject.toml --constraint requirements/lock.txt --output-file requirements/runtime.txt
 
 demo: $(STAMP)
 	$(BIN)/python -m longhorn_bi.demo

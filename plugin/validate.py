@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from click.shell_completion import CompletionItem
 
-from longhorn_bi.engine.documents import SourceDocument, decode, expand_lists, iter_documents
+from longhorn_bi.engine.documents import (
+    SourceDocument,
+    decode,
+    expand_lists,
+    iter_documents,
+    with_krm_origin,
+)
 from longhorn_bi.engine.errors import ExitCode, InvalidInput, ManifestError
 from longhorn_bi.engine.facts import ClusterFacts
 from longhorn_bi.engine.rules import RULES
@@ -103,7 +110,8 @@ def load_documents(files: list[str], report: Report, notes: list[str]) -> Iterat
         if not documents:
             notes.append(f"{source}: no documents (empty file), nothing to check")
         for document in documents:
-            yield from expand_lists(document)
+            for item in expand_lists(document):
+                yield with_krm_origin(item)
 
 
 @click.command()
@@ -122,6 +130,13 @@ def load_documents(files: list[str], report: Report, notes: list[str]) -> Iterat
     is_flag=True,
     help="Add the live facts of the cluster (targets, images, backups of the namespace).",
 )
+@click.option(
+    "--krm",
+    is_flag=True,
+    help="Run as a KRM function (kustomize validators, kpt): read a ResourceList on standard "
+    "input, write it back with results. Its functionConfig may set longhornVersion, strict "
+    "and namespace.",
+)
 @namespace_option
 @longhorn_version_auto_option
 @connection_options
@@ -133,6 +148,7 @@ def validate(
     output: str,
     strict: bool,
     cluster: bool,
+    krm: bool,
     namespace: str,
     version: LonghornVersion | None,
     **connection: Any,
@@ -150,6 +166,8 @@ def validate(
     Exit status: 0 no error, 1 an error (or a warning with --strict), an unreadable
     document or a cluster that cannot be read, 2 a usage error or a missing path.
     """
+    if krm:
+        run_krm(ctx, paths, cluster, strict, namespace, version)
     if not paths:
         if sys.stdin.isatty():
             raise click.UsageError("give a file, a directory or '-' for standard input")
@@ -179,6 +197,31 @@ def validate(
     sys.stdout.write(RENDERERS[output](report))
     failed = report.errors > 0 or (strict and report.warnings > 0)
     raise click.exceptions.Exit(ExitCode.FAILURE if failed else ExitCode.OK)
+
+
+def run_krm(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    cluster: bool,
+    strict: bool,
+    namespace: str,
+    version: LonghornVersion | None,
+) -> None:
+    """`validate --krm`: the KRM function; exits 1 when a result fails it."""
+    from longhorn_bi.plugin.krm import FunctionOptions, run_function
+
+    if paths or cluster or ctx.get_parameter_source("output") is not ParameterSource.DEFAULT:
+        raise click.UsageError(
+            "--krm reads a ResourceList on standard input and writes one: give no PATH, "
+            "-o or --cluster"
+        )
+    if version is None:
+        raise click.UsageError("--krm runs offline: give a version, not auto")
+    run = run_function(read_source(STDIN), FunctionOptions(version, strict, namespace))
+    sys.stdout.write(run.output)
+    for line in run.log:
+        click.echo(line, err=True)
+    raise click.exceptions.Exit(ExitCode.FAILURE if run.failed else ExitCode.OK)
 
 
 @click.command()

@@ -105,3 +105,12 @@ def assert_conforms_to_crd(obj: dict[str, Any], version_line: str) -> None:
     assert pruned_fields(obj, schema) == [], (
         f"fields the API server would drop: {pruned_fields(obj, schema)}"
     )
+
+
+def readme_snippet(name: str) -> str:
+    """The fenced block after `<!-- snippet: NAME -->` in README.md, as written there."""
+    text = (REPO / "README.md").read_text()
+    marker = f"<!-- snippet: {name} -->\n```"
+    start = text.index(marker) + len(marker)
+    body_start = text.index("\n", start) + 1
+    return text[body_start : text.index("\n```", body_start) + 1]
