@@ -23,8 +23,10 @@ from longhorn_bi.engine.facts import (
     ClusterFacts,
 )
 from longhorn_bi.engine.versions import LonghornVersion
+from longhorn_bi.webhook.listener import BoundedTLSSite, Limits
 
 NS = "longhorn-system"
+LONGHORN_SA = f"system:serviceaccount:{NS}:longhorn-service-account"
 TARGET_URL = "vfs:///var/lib/longhorn-backups"
 CHECKSUM = "a" * 128
 OTHER_CHECKSUM = "b" * 128
@@ -90,8 +92,9 @@ def review(
     uid: str | None = None,
     dry_run: bool = False,
     namespace: str = NS,
+    user: str = "kubernetes-admin",
 ) -> dict[str, Any]:
-    """An AdmissionReview v1 request as the API server sends it."""
+    """An AdmissionReview v1 request as the API server sends it, made by `user`."""
     source = obj or old or {}
     kind = source.get("kind", "BackingImage")
     kind = kind if isinstance(kind, str) else "BackingImage"
@@ -111,7 +114,7 @@ def review(
             "name": _name_of(source),
             "namespace": namespace,
             "operation": operation,
-            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
+            "userInfo": {"username": user, "groups": ["system:masters"]},
             "object": copy.deepcopy(obj),
             "oldObject": copy.deepcopy(old),
             "dryRun": dry_run,
@@ -152,8 +155,11 @@ class ThreadedServer:
         self,
         make_app: Callable[[], web.Application],
         ssl_context: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._make_app = make_app
+        self.limits = limits or Limits()
+        self.site: BoundedTLSSite | None = None
         self._ssl = ssl_context
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -170,9 +176,16 @@ class ThreadedServer:
         self._loop.close()
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self._make_app(), access_log=None, shutdown_timeout=2)
+        limits = self.limits
+        self._runner = web.AppRunner(
+            self._make_app(), access_log=None, shutdown_timeout=2, **limits.handler_args()
+        )
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl).start()
+        if self._ssl is None:
+            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        else:
+            self.site = BoundedTLSSite(self._runner, "127.0.0.1", 0, self._ssl, limits)
+            await self.site.start()
         self.port = self._runner.addresses[0][1]
 
     async def _stop(self) -> None:
