@@ -152,6 +152,25 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_envvar=True,
     help="debug also logs every allowed review.",
 )
+@click.option(
+    "--exempt-account",
+    "exempt_accounts",
+    multiple=True,
+    default=("longhorn-service-account",),
+    envvar=_env("EXEMPT_ACCOUNTS"),
+    show_envvar=True,
+    help="Requests of this account pass unchecked: a service account name in the Longhorn "
+    "namespace, or a full user name (system:serviceaccount:NS:NAME). Repeatable; the "
+    "variable takes a space-separated list.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=256,
+    envvar=_env("MAX_CONNECTIONS"),
+    show_envvar=True,
+    help="HTTPS connections held at once (in handshake or open); more are closed at once.",
+)
 def serve(
     cert_file: Path,
     key_file: Path,
@@ -165,10 +184,13 @@ def serve(
     drain_seconds: float,
     shutdown_delay_seconds: float,
     log_level: str,
+    exempt_accounts: tuple[str, ...],
+    max_connections: int,
 ) -> None:
     """Serve POST /validate over HTTPS (TLS 1.2+), with live cluster facts."""
     import asyncio
 
+    from longhorn_bi.webhook.listener import Limits
     from longhorn_bi.webhook.logging_json import setup_logging
     from longhorn_bi.webhook.server import ServeOptions
     from longhorn_bi.webhook.server import serve as run
@@ -186,6 +208,8 @@ def serve(
         cert_poll_seconds=cert_poll_seconds,
         drain_seconds=drain_seconds,
         shutdown_delay_seconds=shutdown_delay_seconds,
+        limits=Limits(max_connections=max_connections),
+        exempt_accounts=tuple(name.strip() for name in exempt_accounts if name.strip()),
     )
     asyncio.run(run(options))
 
