@@ -38,6 +38,8 @@ VALIDATE_PATH = "/validate"
 # as (longhorn/longhorn chart/templates/daemonset-sa.yaml, preupgrade-job.yaml,
 # postupgrade-job.yaml, 1.6.4-1.12.1): its writes are never checked.
 LONGHORN_SERVICE_ACCOUNTS = ("longhorn-service-account",)
+# Larger bodies (or bodies of unknown length) are reviewed one at a time in a thread.
+LARGE_BODY = 256 * 1024
 
 JSON = "application/json"
 
@@ -100,6 +102,10 @@ class Reviewer:
         self._source = source
         self._current: RuleContext | None = None
         self.exempt = settings.exempt_usernames()
+        # One large review at a time, read and judged off the event loop: its JSON alone
+        # takes ~100 MiB and a quarter second (benchmarks/bench_hostile.py), and neither
+        # may multiply with the connections nor stall the small reviews meanwhile.
+        self._large = asyncio.Semaphore(1)
 
     def context(self) -> RuleContext | None:
         """The rule context of now, or None before the first version detection."""
@@ -139,19 +145,30 @@ class Reviewer:
                 # Refused before a byte of it is read (aiohttp then reads and drops the rest
                 # for at most the lingering time, and closes).
                 return self.bad_request(_TOO_LARGE.format(limits.max_body_bytes), status=413)
-            try:
-                async with asyncio.timeout(limits.body_seconds):
-                    raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return self.bad_request(_TOO_LARGE.format(limits.max_body_bytes), status=413)
-            except TimeoutError:
-                return self.bad_request(
-                    f"the body did not arrive within {limits.body_seconds:g} s", status=408
-                )
-            # The rest never waits: a plain call, not a second coroutine per review.
-            return self.review(raw, started)
+            if declared is not None and declared <= LARGE_BODY:
+                raw = await self._read(request)
+                # The rest never waits: a plain call, not a second coroutine per review.
+                return raw if isinstance(raw, web.Response) else self.review(raw, started)
+            async with self._large:
+                raw = await self._read(request)
+                if isinstance(raw, web.Response):
+                    return raw
+                return await asyncio.to_thread(self.review, raw, started)
         finally:
             metrics_.active -= 1
+
+    async def _read(self, request: web.Request) -> bytes | web.Response:
+        """The body, or the error answer when it is too large or too slow."""
+        limits = self.settings.limits
+        try:
+            async with asyncio.timeout(limits.body_seconds):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self.bad_request(_TOO_LARGE.format(limits.max_body_bytes), status=413)
+        except TimeoutError:
+            return self.bad_request(
+                f"the body did not arrive within {limits.body_seconds:g} s", status=408
+            )
 
     def review(self, raw: bytes, started: float) -> web.Response:
         """The HTTP answer to one review body (`started`: perf_counter at its arrival)."""

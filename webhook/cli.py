@@ -166,7 +166,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option(
     "--max-connections",
     type=click.IntRange(1, 100_000),
-    default=256,
+    default=64,
     envvar=_env("MAX_CONNECTIONS"),
     show_envvar=True,
     help="HTTPS connections held at once (in handshake or open); more are closed at once.",

@@ -23,7 +23,9 @@ from aiohttp.web_protocol import RequestHandler
 class Limits:
     """What one client may hold. Defaults sized from benchmarks/bench_hostile.py."""
 
-    max_connections: int = 256  # TLS connections, in handshake or open
+    # TLS connections, in handshake or open, ~0.6 MiB each. The API server keeps a few per
+    # replica (HTTP/1.1 keep-alive).
+    max_connections: int = 64
     handshake_seconds: float = 5.0
     # Headers of a request must arrive, and an idle kept-alive connection is closed, within
     # this (the API server reuses connections and opens a new one when it needs to).

@@ -82,34 +82,34 @@ def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         yield Finding(("metadata", "name"), f"the name {name_problem(name)}")
 
 
-def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...], out: list[Finding]) -> None:
+def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...]) -> Iterator[Finding]:
+    # A generator: `evaluate` stops reading it after a few findings, so a map of 300,000
+    # bad keys costs no more than a few.
     for key, value in labels.items():
         if type(key) is str and plainly_valid_label(key, value):
             continue  # one match instead of four: most labels are fine
         if not isinstance(key, str):
-            out.append(Finding(base, f"label key {key!r} is not a string; quote it"))
+            yield Finding(base, f"label key {key!r} is not a string; quote it")
             continue
         problem = label_key_problem(key)
         if problem:
-            out.append(Finding((*base, key), problem))
+            yield Finding((*base, key), problem)
         if isinstance(value, str):
             problem = label_value_problem(value)
             if problem:
-                out.append(Finding((*base, key), problem))
+                yield Finding((*base, key), problem)
 
 
 @rule("LHB004", "labels", Severity.ERROR, ALL_KINDS, "label keys and values are valid")
-def check_labels(m: Manifest, ctx: RuleContext) -> list[Finding]:
+def check_labels(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Object labels, and a backup's spec.labels (stored with the backup and shown as
     Kubernetes labels by tools), follow Kubernetes label syntax."""
-    found: list[Finding] = []
     labels = m.metadata.get("labels")
     if labels:  # most objects have a few plain labels, or none
         labels = labels if type(labels) is dict else as_mapping(labels)
-        _label_findings(labels, ("metadata", "labels"), found)
+        yield from _label_findings(labels, ("metadata", "labels"))
     if m.kind == "BackupBackingImage":
-        _label_findings(as_mapping(m.spec.get("labels")), ("spec", "labels"), found)
-    return found
+        yield from _label_findings(as_mapping(m.spec.get("labels")), ("spec", "labels"))
 
 
 _TYPE_NAMES = {

@@ -347,6 +347,17 @@ async def test_before_version_detection_the_failure_policy_decides(aiohttp_clien
 
 
 @pytest.mark.asyncio
+async def test_logged_strings_from_the_request_are_bounded(aiohttp_client) -> None:
+    logs = LogCapture()
+    client = await _client(aiohttp_client, logger=logs.logger)
+    obj = _bad(backing_image("x" * 50_000))
+    await _answer(client, review(obj, uid="u" * 50_000, user="y" * 50_000))
+    (record,) = [r for r in logs.records() if r["msg"] == "review"]
+    for key in ("uid", "object_name", "user"):
+        assert len(str(record[key])) < 400, key
+
+
+@pytest.mark.asyncio
 async def test_json_logs_carry_the_review_uid(aiohttp_client) -> None:
     logs = LogCapture()
     client = await _client(aiohttp_client, logger=logs.logger)

@@ -225,6 +225,21 @@ def test_the_worst_labels_give_a_short_denial(server: ThreadedServer, module_cer
     assert len(answer.get("warnings", [])) <= MAX_WARNINGS
 
 
+def test_target_urls_in_answers_carry_no_credentials(
+    server: ThreadedServer, module_certs: Path
+) -> None:
+    # A restore from a store that is no configured target: the denial lists the targets.
+    obj = backing_image()
+    obj["spec"]["sourceParameters"]["backup-url"] = format_backup_url("nfs://other:/x", "parrot")
+    conn = server.connect(module_certs / "ca.crt")
+    status, body = post(conn, review(obj))
+    conn.close()
+    text = json.dumps(body)
+    assert status == 200 and body["response"]["allowed"] is False
+    assert "cifs://***@files.example/backups" in text
+    assert "hunter2" not in text and "admin" not in text
+
+
 # ---- 3. fail closed ------------------------------------------------------------------------
 
 
