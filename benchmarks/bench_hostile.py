@@ -209,17 +209,17 @@ def _attack(
 def _worst_labels() -> dict[str, Any]:
     """A BackupBackingImage with as many invalid label keys as fit under the 3 MiB limit."""
     review = admission_review()
-    obj = {
+    labels: dict[str, str] = {}
+    obj: dict[str, Any] = {
         "apiVersion": "longhorn.io/v1beta2",
         "kind": "BackupBackingImage",
         "metadata": {"name": "image-7", "namespace": NS},
-        "spec": {"userCreated": True, "backingImage": "image-7", "labels": {}},
+        "spec": {"userCreated": True, "backingImage": "image-7", "labels": labels},
     }
     review["request"]["kind"]["kind"] = "BackupBackingImage"
     review["request"]["object"] = obj
     base = len(json.dumps(review))
     # Each `"-<n>": "", ` is an invalid key (starts with '-'); n grows, so sizes vary.
-    labels: dict[str, str] = {}
     size, n = base, 0
     while True:
         key = f"-{n}"
@@ -228,7 +228,6 @@ def _worst_labels() -> dict[str, Any]:
             break
         labels[key] = ""
         n += 1
-    obj["spec"]["labels"] = labels
     return review
 
 
