@@ -268,6 +268,14 @@ def serve(
     "does not exist).",
 )
 @click.option(
+    "--failure-policy",
+    type=click.Choice(["Fail", "Ignore"]),
+    default=None,
+    envvar=_env("FAILURE_POLICY"),
+    show_envvar=True,
+    help="With --webhook-configuration: set this failurePolicy together with the caBundle.",
+)
+@click.option(
     "--kubeconfig",
     type=_FILE,
     default=None,
@@ -283,6 +291,7 @@ def certs(
     extra_names: tuple[str, ...],
     secret: str | None,
     webhook_configuration: str | None,
+    failure_policy: str | None,
     kubeconfig: Path | None,
 ) -> None:
     """Make a CA and a serving certificate for SERVICE.NAMESPACE.svc (installs without
@@ -303,7 +312,7 @@ def certs(
     if webhook_configuration:
         from longhorn_bi.webhook.certs_install import patch_ca_bundle
 
-        count = patch_ca_bundle(webhook_configuration, bundle.ca_pem, kubeconfig)
+        count = patch_ca_bundle(webhook_configuration, bundle.ca_pem, kubeconfig, failure_policy)
         if count:
             click.echo(f"set the caBundle of {count} webhook(s) in {webhook_configuration}")
         else:
