@@ -31,6 +31,10 @@ from longhorn_bi.webhook.metrics import Metrics
 from longhorn_bi.webhook.tls import ReloadingTLS, ReloadResult
 
 
+# Seconds aiohttp waits, after the drain, for handlers still running before it cancels them.
+SHUTDOWN_GRACE = 3.0
+
+
 @dataclass(frozen=True)
 class ServeOptions:
     cert_file: Path
@@ -96,9 +100,12 @@ async def serve(options: ServeOptions) -> None:
             background=[facts.run, lambda: tls.watch(options.cert_poll_seconds, log, on_reload)],
         )
         probes = create_metrics_app(settings, facts, metrics, logger=log, stopping=stopping)
+        # The drain has already waited for reviews in flight: what is left (idle or hostile
+        # connections) gets a short grace, so the whole stop fits the pod's
+        # terminationGracePeriodSeconds (shutdown delay + drain + 10 s in the chart).
         runner = web.AppRunner(
             app,
-            shutdown_timeout=options.drain_seconds,
+            shutdown_timeout=SHUTDOWN_GRACE,
             access_log=None,
             **options.limits.handler_args(),
         )
