@@ -32,7 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_webhook import _cluster_objects, _free_port, _wait_port, admission_review
+from benchmarks.bench_webhook import (
+    _cluster_objects,
+    _free_port,
+    _wait_port,
+    admission_review,
+    make_certs,
+)
 from benchmarks.common import result
 
 NS = "longhorn-system"
@@ -275,22 +281,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     binary = str(Path(sys.executable).parent / "longhorn-bi-webhook")
-    subprocess.run(
-        [
-            binary,
-            "certs",
-            "--service",
-            "bench",
-            "--namespace",
-            NS,
-            "--out",
-            str(work),
-            "--extra-name",
-            "127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    make_certs(work)
     ca = work / "ca.crt"
     with FakeKubeServer(crds=crd_file("1.12")) as fake:
         for obj in _cluster_objects():

@@ -30,7 +30,6 @@ from longhorn_bi.webhook.logging_json import get_logger
 from longhorn_bi.webhook.metrics import Metrics
 from longhorn_bi.webhook.tls import ReloadingTLS, ReloadResult
 
-
 # Seconds aiohttp waits, after the drain, for handlers still running before it cancels them.
 SHUTDOWN_GRACE = 3.0
 
