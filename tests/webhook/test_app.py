@@ -357,6 +357,17 @@ async def test_logged_strings_from_the_request_are_bounded(aiohttp_client) -> No
         assert len(str(record[key])) < 400, key
 
 
+def test_log_fields_are_bounded_and_carry_no_url_credentials() -> None:
+    logs = LogCapture()
+    logs.logger.warning(
+        "x", extra={"error": "cannot reach cifs://admin:hunter2@files/share " + "y" * 5000}
+    )
+    (record,) = logs.records()
+    assert "hunter2" not in str(record["error"])
+    assert "cifs://***@files/share" in str(record["error"])
+    assert len(str(record["error"])) < 1100
+
+
 @pytest.mark.asyncio
 async def test_json_logs_carry_the_review_uid(aiohttp_client) -> None:
     logs = LogCapture()

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from longhorn_bi.engine.backup_url import format_backup_url
 from longhorn_bi.engine.facts import BackupTargetFact, ClusterFacts
 from longhorn_bi.engine.rules import MAX_FINDINGS_PER_RULE
-from longhorn_bi.engine.rules.schema import FIELD_TYPES, STRING
+from longhorn_bi.engine.rules.schema import COMMON_TYPES, FIELD_TYPES, STRING
 from longhorn_bi.webhook.app import Settings, create_app
 from longhorn_bi.webhook.facts_cache import StaticFacts
 from longhorn_bi.webhook.listener import Limits
@@ -280,8 +280,8 @@ _FIELDS = sorted(
     {
         (kind, path)
         for kind in ("BackingImage", "BackupBackingImage")
-        for path, kind_type in FIELD_TYPES[kind].items()
-        if kind_type == STRING and "*" not in path
+        for path, kind_type in {**COMMON_TYPES, **FIELD_TYPES[kind]}.items()
+        if kind_type == STRING and "*" not in path and path[0] != "kind"
     }
 )
 
