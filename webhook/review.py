@@ -264,7 +264,10 @@ def decide(
     metadata: Any = obj.get("metadata")
     mapping = type(metadata) is dict or _is_mapping(metadata)
     if mapping and metadata.get("deletionTimestamp") is not None:
-        return AdmissionResponse(request.uid, True)  # being deleted: only finalizers change
+        # Being deleted: only finalizers change. No user can set this field: before
+        # validating admission the API server clears it on CREATE and holds it to the stored
+        # value on UPDATE (k8s.io/apiserver pkg/registry/rest BeforeCreate, BeforeUpdate).
+        return AdmissionResponse(request.uid, True)
     new = with_request_identity(obj, request)
     violations = evaluate(new, ctx)
     if not violations:

@@ -108,7 +108,10 @@ async def serve(options: ServeOptions) -> None:
             access_log=None,
             **options.limits.handler_args(),
         )
-        probe_runner = web.AppRunner(probes, shutdown_timeout=1.0, access_log=None)
+        # Plain HTTP, no TLS buffers: the same header and idle deadlines are enough there.
+        probe_runner = web.AppRunner(
+            probes, shutdown_timeout=1.0, access_log=None, **options.limits.handler_args()
+        )
         await runner.setup()
         await probe_runner.setup()
         try:
