@@ -2,8 +2,10 @@
 
 Every accepted connection costs about 300 KiB once TLS starts (asyncio's SSL protocol and
 its buffers), so the cap must hold before the handshake: the listener accepts plain TCP,
-aborts a connection over the cap at once, and only then starts TLS on it (`loop.start_tls`,
-with a handshake deadline) and hands it to aiohttp's handler. aiohttp's keep-alive timer,
+and only within the cap starts TLS on it (`loop.start_tls`, with a handshake deadline) and
+hands it to aiohttp's handler. At the cap a new connection takes the place of the oldest one
+still in its handshake (silent connections cost an attacker nothing, and must not lock the
+API server out); when every connection is past its handshake, the new one is closed at once. aiohttp's keep-alive timer,
 armed from the first byte on, closes a connection that has not sent whole headers in time or
 stays idle; the body has its own deadline in the handler (see app.py).
 """
@@ -65,14 +67,22 @@ class _Gate(asyncio.Protocol):
             return
         transport.pause_reading()
         task = asyncio.get_running_loop().create_task(self._site.upgrade(transport))
-        self._site.tasks.add(task)
-        task.add_done_callback(self._site.tasks.discard)
+        self._site.track(task, transport)
 
 
 class BoundedTLSSite(web.BaseSite):
     """An HTTPS site of `runner` on host:port with a cap on connections (see module doc)."""
 
-    __slots__ = ("_host", "_port", "limits", "pending", "refused", "tasks")
+    __slots__ = (
+        "_handshakes",
+        "_host",
+        "_port",
+        "evicted",
+        "limits",
+        "pending",
+        "refused",
+        "tasks",
+    )
 
     def __init__(
         self,
@@ -87,7 +97,11 @@ class BoundedTLSSite(web.BaseSite):
         self.limits = limits
         self.pending = 0  # connections in their TLS handshake
         self.refused = 0  # connections aborted at the cap, since start
+        self.evicted = 0  # handshakes aborted for a newer connection, since start
         self.tasks: set[asyncio.Task[None]] = set()
+        # The handshakes in progress and their connections, oldest first (a dict keeps
+        # insertion order).
+        self._handshakes: dict[asyncio.Task[None], asyncio.Transport] = {}
 
     @property
     def name(self) -> str:
@@ -99,10 +113,29 @@ class BoundedTLSSite(web.BaseSite):
 
     def admit(self) -> bool:
         if self.open_connections() >= self.limits.max_connections:
-            self.refused += 1
-            return False
+            oldest = next(iter(self._handshakes), None)
+            if oldest is None:
+                self.refused += 1
+                return False
+            self._handshakes.pop(oldest).abort()
+            oldest.cancel()  # its place comes back when it is done (see track)
+            self.evicted += 1
         self.pending += 1
         return True
+
+    def track(self, task: asyncio.Task[None], transport: asyncio.Transport) -> None:
+        """Count an admitted connection's handshake until its task is done, however it ends
+        (a task cancelled before it ran never runs its own cleanup)."""
+        self.tasks.add(task)
+        self._handshakes[task] = transport
+
+        def done(task: asyncio.Task[None]) -> None:
+            self.tasks.discard(task)
+            self.pending -= 1
+            if self._handshakes.pop(task, None) is not None and task.cancelled():
+                transport.abort()
+
+        task.add_done_callback(done)
 
     async def upgrade(self, transport: asyncio.Transport) -> None:
         """TLS on an admitted connection, then aiohttp's handler on top."""
@@ -122,10 +155,8 @@ class BoundedTLSSite(web.BaseSite):
             transport.abort()
             return
         except asyncio.CancelledError:
-            transport.abort()
+            transport.abort()  # evicted, or the site stops
             raise
-        finally:
-            self.pending -= 1
         if tls is None or tls.is_closing():
             return
         handler.connection_made(tls)

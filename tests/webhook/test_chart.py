@@ -180,10 +180,10 @@ def test_plain_http_is_published_only_for_scraping() -> None:
 
 
 def test_the_memory_limit_covers_the_measured_peak() -> None:
-    # benchmarks/bench_hostile.py: 132 MiB at peak under 1,000 hostile connections and the
-    # largest object; the limit leaves room above it.
+    # benchmarks/bench_hostile.py: 137 MiB at peak under 1,000 hostile connections and the
+    # largest objects; the limit leaves room above it.
     limit = _values()["resources"]["limits"]["memory"]
-    assert limit.endswith("Mi") and int(limit[:-2]) >= 132 * 1.3
+    assert limit.endswith("Mi") and int(limit[:-2]) >= 137 * 1.3
 
 
 def test_the_hook_job_needs_no_create_and_cleans_up() -> None:

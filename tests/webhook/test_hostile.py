@@ -11,6 +11,7 @@ import gzip
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,24 +126,48 @@ def _head(length: int, extra: str = "") -> bytes:
 # ---- 1. a bounded server -------------------------------------------------------------------
 
 
-def test_connections_over_the_cap_are_closed_before_tls(
+def test_silent_connections_give_way_to_new_ones(
     server: ThreadedServer, module_certs: Path
 ) -> None:
     held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(6)]
     try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
-            assert _closed_by_server(extra)  # no TLS handshake was even started
-        assert server.site is not None and server.site.refused >= 1
-        # Connections that never finish their handshake are dropped at its deadline ...
-        assert all(_closed_by_server(sock) for sock in held)
+        # At the cap, a review on a new connection takes the place of the oldest silent one.
+        conn = server.connect(module_certs / "ca.crt")
+        status, body = post(conn, review(backing_image()))
+        assert (status, body["response"]["allowed"]) == (200, True)
+        conn.close()
+        assert _closed_by_server(held[0])
+        assert server.site is not None and server.site.evicted >= 1
+        # The others are dropped at the handshake deadline.
+        assert all(_closed_by_server(sock) for sock in held[1:])
     finally:
         for sock in held:
             sock.close()
-    # ... and reviews are answered again.
-    conn = server.connect(module_certs / "ca.crt")
-    status, body = post(conn, review(backing_image()))
-    assert (status, body["response"]["allowed"]) == (200, True)
-    conn.close()
+
+
+def test_connections_over_the_cap_are_closed_before_tls(
+    server: ThreadedServer, module_certs: Path
+) -> None:
+    # Six connections past their handshake fill the cap: a seventh gets no TLS at all.
+    held = [_tls(server.port, module_certs / "ca.crt") for _ in range(6)]
+    try:
+        assert server.site is not None
+        refused = server.site.refused
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+            assert _closed_by_server(extra)
+        assert server.site.refused == refused + 1
+    finally:
+        for sock in held:
+            sock.close()
+        _until_released(server)
+
+
+def _until_released(server: ThreadedServer) -> None:
+    """Wait until the server has seen the closes (bounded: the server thread may lag)."""
+    for _ in range(1000):
+        if server.site is None or server.site.open_connections() < LIMITS.max_connections:
+            return
+        time.sleep(0.01)
 
 
 def test_slow_headers_and_idle_connections_are_closed(
