@@ -24,7 +24,7 @@ from longhorn_bi.engine.backup_url import format_backup_url
 from longhorn_bi.engine.facts import BackupTargetFact, ClusterFacts
 from longhorn_bi.engine.rules import MAX_FINDINGS_PER_RULE
 from longhorn_bi.engine.rules.schema import COMMON_TYPES, FIELD_TYPES, STRING
-from longhorn_bi.webhook.app import Settings, create_app
+from longhorn_bi.webhook.app import LARGE_BODY, Settings, create_app
 from longhorn_bi.webhook.facts_cache import StaticFacts
 from longhorn_bi.webhook.listener import Limits
 from longhorn_bi.webhook.metrics import Metrics
@@ -46,7 +46,7 @@ LIMITS = Limits(
     handshake_seconds=1.0,
     header_idle_seconds=0.5,
     body_seconds=0.5,
-    max_body_bytes=256 * 1024,
+    max_body_bytes=1024 * 1024,
 )
 CIFS = "cifs://admin:hunter2@files.example/backups"
 
@@ -237,13 +237,15 @@ def _tls_with(port: int, context: ssl.SSLContext) -> ssl.SSLSocket:
 
 
 def test_the_worst_labels_give_a_short_denial(server: ThreadedServer, module_certs: Path) -> None:
-    labels = {f"bad key {i}": "" for i in range(8_000)}  # under the test body limit
+    # ~700 KiB: over LARGE_BODY (reviewed in a thread), under the test body limit.
+    labels = {f"bad key {i}": "" for i in range(35_000)}
     obj = backup("parrot", labels=labels)
     conn = server.connect(module_certs / "ca.crt")
     status, body = post(conn, review(obj))
     conn.close()
     answer = body["response"]
     assert status == 200 and answer["allowed"] is False
+    assert len(json.dumps(review(obj))) > LARGE_BODY
     message = answer["status"]["message"]
     assert len(message) <= MAX_MESSAGE + 100
     assert f"stopped after {MAX_FINDINGS_PER_RULE} findings" in message
