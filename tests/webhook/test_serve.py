@@ -265,3 +265,22 @@ def test_help(args: list[str]) -> None:
     assert "Usage: longhorn-bi-webhook" in result.stdout
     if args[0] == "serve":
         assert "LONGHORN_BI_WEBHOOK_CERT_FILE" in result.stdout
+
+
+def test_exempt_accounts_come_from_a_space_separated_variable(
+    certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longhorn_bi.webhook.cli import serve
+
+    # As the chart passes webhook.exemptAccounts.
+    monkeypatch.setenv(
+        "LONGHORN_BI_WEBHOOK_EXEMPT_ACCOUNTS",
+        "longhorn-service-account system:serviceaccount:argocd:argocd-application-controller",
+    )
+    args = ["--cert-file", str(certs / "tls.crt"), "--key-file", str(certs / "tls.key")]
+    ctx = serve.make_context("serve", args)
+    assert ctx.params["exempt_accounts"] == (
+        "longhorn-service-account",
+        "system:serviceaccount:argocd:argocd-application-controller",
+    )
+    assert ctx.params["max_connections"] == 64
