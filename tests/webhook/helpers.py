@@ -23,6 +23,7 @@ from longhorn_bi.engine.facts import (
     ClusterFacts,
 )
 from longhorn_bi.engine.versions import LonghornVersion
+from longhorn_bi.webhook.facts_cache import StaticFacts
 from longhorn_bi.webhook.listener import BoundedTLSSite, Limits
 
 NS = "longhorn-system"
@@ -51,6 +52,13 @@ def cluster_facts() -> ClusterFacts:
         complete=True,
         origin="cluster",
     )
+
+
+class BrokenFacts(StaticFacts):
+    """A facts source with a bug: every review hits an internal error."""
+
+    def facts(self) -> ClusterFacts:
+        raise KeyError("a bug")
 
 
 def backing_image(name: str = "restored", **spec: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tests.webhook.conftest import LogCapture
 from tests.webhook.helpers import (
     LONGHORN_SA,
     V112,
+    BrokenFacts,
     backing_image,
     backup,
     cluster_facts,
@@ -316,15 +317,10 @@ async def test_deep_nesting_is_a_denial_or_a_400_never_a_500(aiohttp_client) -> 
     assert "not JSON" in (await resp.json())["message"]
 
 
-class _BrokenFacts(StaticFacts):
-    def facts(self) -> ClusterFacts:
-        raise KeyError("a bug")
-
-
 @pytest.mark.asyncio
 async def test_an_internal_error_is_a_500_and_logs(aiohttp_client) -> None:
     logs = LogCapture()
-    app = create_app(Settings(), _BrokenFacts(V112, ClusterFacts()), Metrics(), logger=logs.logger)
+    app = create_app(Settings(), BrokenFacts(V112, ClusterFacts()), Metrics(), logger=logs.logger)
     client = await aiohttp_client(app)
     resp = await client.post("/validate", json=review(backing_image(), uid="u-err"))
     # Never allowed: the API server applies the webhook's failurePolicy to a 500.

@@ -32,6 +32,7 @@ from longhorn_bi.webhook.review import MAX_MESSAGE, MAX_WARNINGS
 from longhorn_bi.webhook.tls import ReloadingTLS
 from tests.webhook.helpers import (
     V112,
+    BrokenFacts,
     ThreadedServer,
     backing_image,
     backup,
@@ -61,11 +62,6 @@ def _facts() -> ClusterFacts:
         complete=True,
         origin="cluster",
     )
-
-
-class _BrokenFacts(StaticFacts):
-    def facts(self) -> ClusterFacts:
-        raise KeyError("a bug")
 
 
 def _server(certs: Path, source: StaticFacts) -> ThreadedServer:
@@ -271,7 +267,7 @@ def test_target_urls_in_answers_carry_no_credentials(
 
 
 def test_an_internal_error_is_never_an_allow(module_certs: Path) -> None:
-    with _server(module_certs, _BrokenFacts(V112, ClusterFacts())) as broken:
+    with _server(module_certs, BrokenFacts(V112, ClusterFacts())) as broken:
         conn = broken.connect(module_certs / "ca.crt")
         status, body = post(conn, review(backing_image()))
         conn.close()
