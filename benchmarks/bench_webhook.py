@@ -201,6 +201,27 @@ def _bare_server(cert: str, key: str) -> None:
 DISTINCT = 4096
 
 
+def make_certs(work: Path) -> Path:
+    """ca.crt, tls.crt and tls.key for 127.0.0.1 in `work`, by `longhorn-bi-webhook certs`."""
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "longhorn-bi-webhook"),
+            "certs",
+            "--service",
+            "bench",
+            "--namespace",
+            NS,
+            "--out",
+            str(work),
+            "--extra-name",
+            "127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return work
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
@@ -362,22 +383,7 @@ def main() -> None:
     from tests.support import crd_file
 
     work = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
-    subprocess.run(
-        [
-            str(Path(sys.executable).parent / "longhorn-bi-webhook"),
-            "certs",
-            "--service",
-            "bench",
-            "--namespace",
-            NS,
-            "--out",
-            str(work),
-            "--extra-name",
-            "127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    make_certs(work)
     review = json.dumps(admission_review()).encode()
     (work / "review.json").write_bytes(review)
     scripts = {

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from longhorn_bi.engine.errors import InvalidBackupURL
 from longhorn_bi.engine.names import MAX_NAME_LENGTH, name_problem
+from longhorn_bi.engine.text_redaction import redact_urls
 
 SCHEMES = ("s3", "nfs", "cifs", "azblob", "vfs")
 BACKING_IMAGE_PARAM = "backingImage"
@@ -71,11 +72,9 @@ def _fail(url: str, problem: str, hint: str | None = None) -> InvalidBackupURL:
 
 
 def _redact(url: str) -> str:
-    """Never echo credentials that someone pasted into a URL (user:password@host)."""
-    parts = urlsplit(url) if "\x00" not in url else None
-    if parts and parts.password:
-        return url.replace(parts.password, "***")
-    return url
+    """Never echo credentials that someone pasted into a URL (user:password@host); works on
+    any string (urlsplit raises on some, e.g. an unclosed '[')."""
+    return redact_urls(url)
 
 
 # NUL, the other control characters, space and DEL.

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from longhorn_bi.engine.facts import BackingImageFact, BackupFact, BackupTargetFact, ClusterFacts
-from longhorn_bi.engine.rules import RULES, RuleContext, Severity, evaluate
+from longhorn_bi.engine.rules import (
+    MAX_FINDINGS_PER_RULE,
+    RULES,
+    RuleContext,
+    Severity,
+    evaluate,
+)
 from longhorn_bi.engine.versions import LonghornVersion
 
 V16 = LonghornVersion(1, 6)
@@ -671,14 +677,30 @@ def test_rule_ids_are_unique_and_documented() -> None:
         assert r.doc and r.title and r.kinds
 
 
-def test_objects_longhorn_creates_are_never_flagged() -> None:
+def test_user_created_false_gets_no_error_offline_and_no_exemption_with_a_requester() -> None:
     synced = edit(
         BACKUP,
         metadata__name="parrot-0a1b2c3d",
         spec__userCreated=False,
         spec__backupTargetName="nowhere",
     )
-    assert evaluate(synced, RuleContext(facts=FACTS)) == []
+    offline = evaluate(synced, RuleContext(facts=FACTS))
+    # Offline no requester is known: what Longhorn's sync may have written is not an error.
+    assert offline and all(v.severity is Severity.WARNING for v in offline)
+    assert any("userCreated: false" in v.message for v in offline)
+    # Where the requester is known (the webhook exempts Longhorn by identity first), the
+    # field exempts nothing.
+    checked = evaluate(synced, RuleContext(facts=FACTS, requester_known=True))
+    assert any(v.severity is Severity.ERROR for v in checked)
+
+
+def test_findings_per_rule_and_object_are_bounded() -> None:
+    labels = {f"bad key {i}": "v" for i in range(5000)}
+    violations = evaluate(edit(BACKUP, spec__labels=labels), RuleContext(facts=FACTS))
+    by_rule = [v for v in violations if v.rule == "LHB004"]
+    assert len(by_rule) == MAX_FINDINGS_PER_RULE + 1
+    [cut] = [v for v in by_rule if not v.path]
+    assert f"stopped after {MAX_FINDINGS_PER_RULE} findings" in cut.message
 
 
 def test_messages_name_the_field_and_the_fix() -> None:

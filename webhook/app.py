@@ -14,16 +14,19 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from longhorn_bi.engine.rules import RuleContext
+from longhorn_bi.engine.text_redaction import clip
 from longhorn_bi.webhook.facts_cache import FactsSource
+from longhorn_bi.webhook.listener import Limits
 from longhorn_bi.webhook.metrics import CONTENT_TYPE, Metrics
 from longhorn_bi.webhook.review import (
-    AdmissionResponse,
+    MAX_LOGGED,
+    AdmissionRequest,
     MalformedReview,
     decide,
     parse_review,
@@ -31,8 +34,12 @@ from longhorn_bi.webhook.review import (
 )
 
 VALIDATE_PATH = "/validate"
-# An UPDATE carries the object twice and etcd caps an object at 1.5 MiB.
-DEFAULT_MAX_BODY = 4 * 1024 * 1024
+# The service account Longhorn's manager, its backup-target sync and its upgrade jobs run
+# as (longhorn/longhorn chart/templates/daemonset-sa.yaml, preupgrade-job.yaml,
+# postupgrade-job.yaml, 1.6.4-1.12.1): its writes are never checked.
+LONGHORN_SERVICE_ACCOUNTS = ("longhorn-service-account",)
+# Larger bodies (or bodies of unknown length) are reviewed one at a time in a thread.
+LARGE_BODY = 256 * 1024
 
 JSON = "application/json"
 
@@ -42,7 +49,21 @@ Background = Callable[[], Coroutine[Any, Any, None]]
 @dataclass(frozen=True)
 class Settings:
     longhorn_namespace: str = "longhorn-system"
-    max_body_bytes: int = DEFAULT_MAX_BODY
+    limits: Limits = field(default_factory=Limits)
+    # Service accounts (names, in the Longhorn namespace) or full user names
+    # (system:serviceaccount:NS:NAME) whose requests pass unchecked.
+    exempt_accounts: tuple[str, ...] = LONGHORN_SERVICE_ACCOUNTS
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.limits.max_body_bytes
+
+    def exempt_usernames(self) -> frozenset[str]:
+        """The request user names of `exempt_accounts`."""
+        return frozenset(
+            name if ":" in name else f"system:serviceaccount:{self.longhorn_namespace}:{name}"
+            for name in self.exempt_accounts
+        )
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -80,6 +101,11 @@ class Reviewer:
         self.logger = logger
         self._source = source
         self._current: RuleContext | None = None
+        self.exempt = settings.exempt_usernames()
+        # One large review at a time, read and judged off the event loop: its JSON alone
+        # takes ~100 MiB and a quarter second (benchmarks/bench_hostile.py), and neither
+        # may multiply with the connections nor stall the small reviews meanwhile.
+        self._large = asyncio.Semaphore(1)
 
     def context(self) -> RuleContext | None:
         """The rule context of now, or None before the first version detection."""
@@ -93,40 +119,56 @@ class Reviewer:
                 version=version,
                 facts=facts,
                 longhorn_namespace=self.settings.longhorn_namespace,
+                requester_known=True,
             )
         return ctx
 
-    def bad_request(self, reason: str, uid: str = "") -> web.Response:
+    def bad_request(self, reason: str, uid: str = "", status: int = 400) -> web.Response:
         self.metrics.malformed.inc()
-        self.logger.warning("malformed review", extra={"reason": reason, "uid": uid})
-        return _json(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "status": "Failure",
-                "code": 400,
-                "reason": "BadRequest",
-                "message": reason,
-            },
-            status=400,
+        self.logger.warning(
+            "malformed review", extra={"reason": reason, "uid": clip(uid, MAX_LOGGED)}
         )
+        response = _status(status, reason)
+        if status != 400:
+            response.force_close()  # the body was not read, or took too long: not reused
+        return response
 
     async def validate(self, request: web.Request) -> web.Response:
         """The POST /validate handler (a bound method: no app lookup per request)."""
         metrics_ = self.metrics
         metrics_.active += 1  # reviews in flight: the drain on SIGTERM waits for them
         started = time.perf_counter()
+        limits = self.settings.limits
         try:
-            try:
-                raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return self.bad_request(
-                    f"the body is larger than {self.settings.max_body_bytes} bytes"
-                )
-            # The rest never waits: a plain call, not a second coroutine per review.
-            return self.review(raw, started)
+            declared = request.content_length
+            if declared is not None and declared > limits.max_body_bytes:
+                # Refused before a byte of it is read (aiohttp then reads and drops the rest
+                # for at most the lingering time, and closes).
+                return self.bad_request(_TOO_LARGE.format(limits.max_body_bytes), status=413)
+            if declared is not None and declared <= LARGE_BODY:
+                raw = await self._read(request)
+                # The rest never waits: a plain call, not a second coroutine per review.
+                return raw if isinstance(raw, web.Response) else self.review(raw, started)
+            async with self._large:
+                raw = await self._read(request)
+                if isinstance(raw, web.Response):
+                    return raw
+                return await asyncio.to_thread(self.review, raw, started)
         finally:
             metrics_.active -= 1
+
+    async def _read(self, request: web.Request) -> bytes | web.Response:
+        """The body, or the error answer when it is too large or too slow."""
+        limits = self.settings.limits
+        try:
+            async with asyncio.timeout(limits.body_seconds):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self.bad_request(_TOO_LARGE.format(limits.max_body_bytes), status=413)
+        except TimeoutError:
+            return self.bad_request(
+                f"the body did not arrive within {limits.body_seconds:g} s", status=408
+            )
 
     def review(self, raw: bytes, started: float) -> web.Response:
         """The HTTP answer to one review body (`started`: perf_counter at its arrival)."""
@@ -142,21 +184,17 @@ class Reviewer:
             ctx = self.context()
             if ctx is None:
                 # Only before the first version detection, when /readyz already says no and
-                # the Service sends nothing here: letting the object through beats breaking
-                # Longhorn.
-                answer = AdmissionResponse(review.uid, True, warnings=(_STARTING,))
-            else:
-                answer = decide(review, ctx)
+                # the Service sends nothing here. Unchecked is not allowed: the API server's
+                # failurePolicy decides (Ignore lets it through, Fail refuses it).
+                return self.failed(review, started, 503, _STARTING)
+            answer = decide(review, ctx, self.exempt)
         except RecursionError:
             return self.bad_request("request.object is nested too deeply", review.uid)
         except Exception:
-            # A bug of ours must neither break Longhorn nor leak a traceback to the caller.
-            self.logger.exception("review failed", extra={"uid": review.uid})
-            answer = AdmissionResponse(review.uid, True, warnings=(_INTERNAL_ERROR,))
-            self.metrics.observe_review(
-                review.kind, review.operation, "error", time.perf_counter() - started
-            )
-            return web.Response(body=response_json(answer), content_type=JSON)
+            # Fail closed, and no traceback for the caller: an HTTP error makes the API
+            # server apply the failurePolicy; the log has the details.
+            self.logger.exception("review failed", extra={"uid": clip(review.uid, MAX_LOGGED)})
+            return self.failed(review, started, 500, _INTERNAL_ERROR)
         response = web.Response(body=response_json(answer), content_type=JSON)
         verdict = answer.verdict
         self.metrics.observe_review(
@@ -168,11 +206,12 @@ class Reviewer:
                 level,
                 "review",
                 extra={
-                    "uid": review.uid,
-                    "kind": review.kind,
+                    "uid": clip(review.uid, MAX_LOGGED),
+                    "kind": clip(review.kind, MAX_LOGGED),
                     "operation": review.operation,
-                    "namespace": review.namespace,
-                    "object_name": review.name,
+                    "namespace": clip(review.namespace, MAX_LOGGED),
+                    "object_name": clip(review.name, MAX_LOGGED),
+                    "user": clip(review.username, MAX_LOGGED),
                     "dry_run": review.dry_run,
                     "verdict": verdict,
                     "rules": sorted({v.rule for v in answer.violations}),
@@ -180,9 +219,34 @@ class Reviewer:
             )
         return response
 
+    def failed(
+        self, review: AdmissionRequest, started: float, status: int, reason: str
+    ) -> web.Response:
+        """An HTTP error for a review we could not answer: the failurePolicy decides."""
+        self.metrics.observe_review(
+            review.kind, review.operation, "error", time.perf_counter() - started
+        )
+        return _status(status, f"{reason} (review {clip(review.uid, 64)})")
+
+
+def _status(code: int, message: str) -> web.Response:
+    reasons = {400: "BadRequest", 408: "Timeout", 413: "RequestEntityTooLarge"}
+    return _json(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": code,
+            "reason": reasons.get(code, "InternalError"),
+            "message": message,
+        },
+        status=code,
+    )
+
 
 _STARTING = "longhorn-bi: the webhook is still starting; the object was not checked"
 _INTERNAL_ERROR = "longhorn-bi: internal error; the object was not checked"
+_TOO_LARGE = "the body is larger than {} bytes"
 
 
 REVIEWER = web.AppKey("reviewer", Reviewer)

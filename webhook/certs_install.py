@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from longhorn_bi.engine.errors import ClusterError
@@ -34,9 +35,14 @@ def _usable(data: dict[str, str], dns_name: str) -> CertBundle | None:
         raw = {k: base64.b64decode(data[k]) for k in (CA_FILE, CERT_FILE, KEY_FILE)}
         cert = x509.load_pem_x509_certificate(raw[CERT_FILE])
         key = serialization.load_pem_private_key(raw[KEY_FILE], password=None)
-        x509.load_pem_x509_certificate(raw[CA_FILE])
+        ca = x509.load_pem_x509_certificate(raw[CA_FILE])
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except (KeyError, ValueError, TypeError, x509.ExtensionNotFound):
+        # ca.crt becomes the caBundle: it must be a CA, and the one that issued tls.crt,
+        # or the API server could not verify the webhook at all.
+        if not ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return None
+        cert.verify_directly_issued_by(ca)
+    except (KeyError, ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
         return None
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if (
@@ -90,13 +96,19 @@ def ensure_secret(
     except ApiException as exc:
         raise ClusterError(
             f"--secret {namespace}/{name}: the API server answered {exc.status} {exc.reason}",
-            hint="the Job's ServiceAccount needs get, create and update on this Secret",
+            hint="the Job's ServiceAccount needs get and update on this Secret (the chart "
+            "creates it empty)",
         ) from exc
 
 
-def patch_ca_bundle(name: str, ca_pem: bytes, kubeconfig: Path | None) -> int:
-    """Set caBundle on every webhook of ValidatingWebhookConfiguration `name`; the number
-    patched, 0 when it does not exist yet (before install it cannot)."""
+def patch_ca_bundle(
+    name: str, ca_pem: bytes, kubeconfig: Path | None, failure_policy: str | None = None
+) -> int:
+    """Set caBundle (and failurePolicy, when given) on every webhook of
+    ValidatingWebhookConfiguration `name`; the number patched, 0 when it does not exist yet.
+
+    The chart installs the configuration with `failurePolicy: Ignore` until its caBundle is
+    known, so that no request fails on a missing CA; this patch sets both at once."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -111,13 +123,18 @@ def patch_ca_bundle(name: str, ca_pem: bytes, kubeconfig: Path | None) -> int:
                 return 0
             raise
         encoded = base64.b64encode(ca_pem).decode()
-        patch = [
-            {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
-            for i in range(len(current.get("webhooks") or []))
-        ]
+        patch: list[dict[str, str]] = []
+        for i in range(len(current.get("webhooks") or [])):
+            patch.append(
+                {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
+            )
+            if failure_policy:
+                patch.append(
+                    {"op": "add", "path": f"/webhooks/{i}/failurePolicy", "value": failure_policy}
+                )
         if patch:
             api.patch_validating_webhook_configuration(name, patch, _preload_content=False)
-        return len(patch)
+        return len(current.get("webhooks") or [])
     except ApiException as exc:
         raise ClusterError(
             f"--webhook-configuration {name}: the API server answered {exc.status} {exc.reason}",

@@ -152,6 +152,25 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_envvar=True,
     help="debug also logs every allowed review.",
 )
+@click.option(
+    "--exempt-account",
+    "exempt_accounts",
+    multiple=True,
+    default=("longhorn-service-account",),
+    envvar=_env("EXEMPT_ACCOUNTS"),
+    show_envvar=True,
+    help="Requests of this account pass unchecked: a service account name in the Longhorn "
+    "namespace, or a full user name (system:serviceaccount:NS:NAME). Repeatable; the "
+    "variable takes a space-separated list.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=64,
+    envvar=_env("MAX_CONNECTIONS"),
+    show_envvar=True,
+    help="HTTPS connections held at once (in handshake or open); more are closed at once.",
+)
 def serve(
     cert_file: Path,
     key_file: Path,
@@ -165,10 +184,13 @@ def serve(
     drain_seconds: float,
     shutdown_delay_seconds: float,
     log_level: str,
+    exempt_accounts: tuple[str, ...],
+    max_connections: int,
 ) -> None:
     """Serve POST /validate over HTTPS (TLS 1.2+), with live cluster facts."""
     import asyncio
 
+    from longhorn_bi.webhook.listener import Limits
     from longhorn_bi.webhook.logging_json import setup_logging
     from longhorn_bi.webhook.server import ServeOptions
     from longhorn_bi.webhook.server import serve as run
@@ -186,6 +208,8 @@ def serve(
         cert_poll_seconds=cert_poll_seconds,
         drain_seconds=drain_seconds,
         shutdown_delay_seconds=shutdown_delay_seconds,
+        limits=Limits(max_connections=max_connections),
+        exempt_accounts=tuple(name.strip() for name in exempt_accounts if name.strip()),
     )
     asyncio.run(run(options))
 
@@ -244,6 +268,14 @@ def serve(
     "does not exist).",
 )
 @click.option(
+    "--failure-policy",
+    type=click.Choice(["Fail", "Ignore"]),
+    default=None,
+    envvar=_env("FAILURE_POLICY"),
+    show_envvar=True,
+    help="With --webhook-configuration: set this failurePolicy together with the caBundle.",
+)
+@click.option(
     "--kubeconfig",
     type=_FILE,
     default=None,
@@ -259,6 +291,7 @@ def certs(
     extra_names: tuple[str, ...],
     secret: str | None,
     webhook_configuration: str | None,
+    failure_policy: str | None,
     kubeconfig: Path | None,
 ) -> None:
     """Make a CA and a serving certificate for SERVICE.NAMESPACE.svc (installs without
@@ -279,7 +312,7 @@ def certs(
     if webhook_configuration:
         from longhorn_bi.webhook.certs_install import patch_ca_bundle
 
-        count = patch_ca_bundle(webhook_configuration, bundle.ca_pem, kubeconfig)
+        count = patch_ca_bundle(webhook_configuration, bundle.ca_pem, kubeconfig, failure_policy)
         if count:
             click.echo(f"set the caBundle of {count} webhook(s) in {webhook_configuration}")
         else:

@@ -9,7 +9,6 @@ objects into ClusterFacts, rebuilt only when something changed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -24,6 +23,7 @@ from longhorn_bi.engine.facts import BACKUP_TARGET_SETTING, ClusterFacts, facts_
 from longhorn_bi.engine.versions import LonghornVersion, detect_version
 from longhorn_bi.webhook.kube import ApiStatusError, Expired, KubeClient
 from longhorn_bi.webhook.metrics import Metrics
+from longhorn_bi.webhook.tls import cancel_quietly
 
 GROUP_PATH = "/apis/longhorn.io/v1beta2"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -274,10 +274,12 @@ class ClusterFactsCache:
         logger: logging.Logger | None = None,
         backoff: Backoff = Backoff(),
         watch_timeout: int = 300,
+        version_poll_seconds: float = 30.0,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.version = version
+        self._version_poll_seconds = version_poll_seconds
         self._metrics = metrics
         self._log = logger or logging.getLogger(__name__)
         self._backoff = backoff
@@ -326,8 +328,41 @@ class ClusterFactsCache:
         raise AssertionError("unreachable: delays() is endless")
 
     async def run(self) -> None:
-        if self.version is None:
-            self.version = await self._detect()
+        """Detect the version (when not given), then follow the caches; in auto mode, start
+        over when Longhorn's CRDs say another version line (an upgrade changes the CRDs
+        first, then rewrites objects: the rules must be those of the new line by then)."""
+        auto = self.version is None
+        while True:
+            if self.version is None:
+                self.version = await self._detect()
+            caches = asyncio.create_task(self._follow(self.version), name="caches")
+            if not auto:
+                await caches
+                return
+            try:
+                self.version = await self._version_change(self.version)
+            finally:
+                await cancel_quietly(caches)
+            self.caches = []
+            self._changed()
+
+    async def _version_change(self, current: LonghornVersion) -> LonghornVersion:
+        """Poll the CRDs until they say another version line; return it."""
+        while True:
+            await asyncio.sleep(self._version_poll_seconds)
+            try:
+                version = await detect_cluster_version(self.client)
+            except (ClusterError, InvalidInput, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                self._log.warning("cannot check the Longhorn version", extra={"error": str(exc)})
+                continue
+            if version != current:
+                self._log.info(
+                    "Longhorn version changed; rebuilding the caches",
+                    extra={"longhorn_version": str(version), "was": str(current)},
+                )
+                return version
+
+    async def _follow(self, version: LonghornVersion) -> None:
         self.caches = [
             ResourceCache(
                 self.client,
@@ -339,7 +374,7 @@ class ClusterFactsCache:
                 backoff=self._backoff,
                 watch_timeout=self._watch_timeout,
             )
-            for spec in resources_for(self.version)
+            for spec in resources_for(version)
         ]
         self._changed()  # facts built from earlier caches are stale now
         tasks = [asyncio.create_task(c.run(), name=f"watch-{c.spec.plural}") for c in self.caches]
@@ -347,10 +382,7 @@ class ClusterFactsCache:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_quietly(task)
 
     async def wait_synced(self) -> None:
         while not self.ready():

@@ -50,7 +50,7 @@ class KubeAuth:
 
     host: str
     ssl_context: ssl.SSLContext | None = None  # None: plain http (tests only)
-    token: str = ""
+    token: str = field(default="", repr=False)  # never in a log line or a traceback
     # Re-reads a rotating token (the in-cluster service account's is renewed hourly).
     refresh: Callable[[], str] | None = field(default=None, repr=False)
 

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from longhorn_bi.engine.text_redaction import clip, redact_urls
+
 LOGGER_NAME = "longhorn_bi.webhook"
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -17,19 +19,33 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+# A logged string field (and a traceback) is cut here: the request chooses some of them.
+MAX_FIELD = 1024
+MAX_TRACEBACK = 8192
+
+
+def _field(value: Any) -> Any:
+    if isinstance(value, str):
+        return clip(redact_urls(value), MAX_FIELD)
+    return value
+
+
 class JsonFormatter(logging.Formatter):
+    """Every string field bounded and without URL credentials, whoever logs it."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _field(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = _field(value)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            trace = redact_urls(self.formatException(record.exc_info))
+            entry["exc"] = clip(trace, MAX_TRACEBACK)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

@@ -13,6 +13,7 @@ from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from longhorn_bi.engine.rules import RuleContext, Severity, Violation, evaluate
+from longhorn_bi.engine.text_redaction import clip, redact_urls
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -21,6 +22,13 @@ CHECKED_KINDS = frozenset({"BackingImage", "BackupBackingImage"})
 CHECKED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 DENY_PREFIX = "denied by longhorn-bi: "
+# Answers land in the API server's audit log and in kubectl's output: bounded. The API
+# server itself cuts warnings past 4 KiB in total (k8s.io/apiserver pkg/warning).
+MAX_MESSAGE = 4096
+MAX_WARNINGS = 10
+MAX_WARNING = 300
+# Logged strings that come from the request.
+MAX_LOGGED = 256
 
 
 class MalformedReview(ValueError):
@@ -41,6 +49,7 @@ class AdmissionRequest(NamedTuple):
     object: Mapping[str, Any] | None
     old_object: Mapping[str, Any] | None
     dry_run: bool
+    username: str  # request.userInfo.username: who asks (Longhorn's service accounts pass)
     # Whether the rule set applies: CREATE/UPDATE of a longhorn.io backing-image kind.
     checked: bool
 
@@ -119,6 +128,10 @@ def parse_review(body: Any) -> AdmissionRequest:
     if not ((obj is None or type(obj) is dict) and (old is None or type(old) is dict)):
         obj = _object(obj, "request.object")
         old = _object(old, "request.oldObject")
+    user_info = request.get("userInfo")
+    username = user_info.get("username") if type(user_info) is dict else None
+    if type(username) is not str:
+        username = ""  # unknown requester: checked like anyone
     dry_run = request.get("dryRun")
     if dry_run is None:
         dry_run = False
@@ -132,7 +145,18 @@ def parse_review(body: Any) -> AdmissionRequest:
             raise MalformedReview("request.oldObject is required for UPDATE")
     # Positional: keywords cost a third more.
     return AdmissionRequest(
-        uid, group, version, kind_name, operation, namespace, name, obj, old, dry_run, checked
+        uid,
+        group,
+        version,
+        kind_name,
+        operation,
+        namespace,
+        name,
+        obj,
+        old,
+        dry_run,
+        username,
+        checked,
     )
 
 
@@ -186,29 +210,66 @@ def _key(v: Violation) -> tuple[str, str]:
     return (v.rule, v.path_str)
 
 
+def _value(obj: Mapping[str, Any], path: tuple[str | int, ...]) -> Any:
+    """The value at `path` in `obj`, or a marker when it is not there."""
+    node: Any = obj
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(node, list) or not 0 <= part < len(node):
+                return _MISSING
+        elif not _is_mapping(node) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+_MISSING = object()
+
+
 def deny_message(errors: list[Violation]) -> str:
-    """`denied by longhorn-bi: [LHB202] spec...: ...; [LHB103] ...`: every error, one line."""
-    return DENY_PREFIX + "; ".join(str(v) for v in errors)
+    """`denied by longhorn-bi: [LHB202] spec...: ...; [LHB103] ...`: the errors on one line,
+    credentials in URLs masked, at most MAX_MESSAGE characters and then how many more."""
+    out = DENY_PREFIX
+    for shown, v in enumerate(errors):
+        part = ("; " if shown else "") + clip(redact_urls(str(v)), MAX_WARNING * 2)
+        if len(out) + len(part) > MAX_MESSAGE:
+            return f"{out}; ... and {len(errors) - shown} more errors"
+        out += part
+    return out
 
 
-def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
+def answer_warnings(warnings: list[str]) -> tuple[str, ...]:
+    """At most MAX_WARNINGS warnings, each clipped and with credentials masked."""
+    shown = [clip(redact_urls(w), MAX_WARNING) for w in warnings[:MAX_WARNINGS]]
+    if len(warnings) > MAX_WARNINGS:
+        shown[-1] = f"... and {len(warnings) - MAX_WARNINGS + 1} more warnings"
+    return tuple(shown)
+
+
+def decide(
+    request: AdmissionRequest, ctx: RuleContext, exempt: frozenset[str] = frozenset()
+) -> AdmissionResponse:
     """Allow or deny one request with the rule set.
 
     Only CREATE and UPDATE of our kinds are checked, never DELETE (that would break
-    uninstall) and never what Longhorn creates itself. On UPDATE an error the stored object
-    already had is only a warning: denying it would block Longhorn's own updates (finalizers,
-    its mutator) of objects made before the webhook was installed, or whose facts changed
-    since (a target that became unavailable).
+    uninstall) and never a request of a user in `exempt` (Longhorn's own service accounts:
+    its manager, its backup-target sync, its upgrade, which rewrites objects). On UPDATE an
+    error the stored object already had, at the same path with the same value, is only a
+    warning: denying it would block updates (finalizers, labels) of objects made before the
+    webhook was installed, or whose facts changed since (a target that became unavailable).
     """
     obj = request.object
-    if not request.checked or obj is None:
+    if not request.checked or obj is None or request.username in exempt:
         return AdmissionResponse(request.uid, True)
     metadata: Any = obj.get("metadata")
     mapping = type(metadata) is dict or _is_mapping(metadata)
     if mapping and metadata.get("deletionTimestamp") is not None:
-        return AdmissionResponse(request.uid, True)  # being deleted: only finalizers change
-    # Empty for an object Longhorn made itself (Manifest.longhorn_owned): never denied.
-    violations = evaluate(with_request_identity(obj, request), ctx)
+        # Being deleted: only finalizers change. No user can set this field: before
+        # validating admission the API server clears it on CREATE and holds it to the stored
+        # value on UPDATE (k8s.io/apiserver pkg/registry/rest BeforeCreate, BeforeUpdate).
+        return AdmissionResponse(request.uid, True)
+    new = with_request_identity(obj, request)
+    violations = evaluate(new, ctx)
     if not violations:
         return AdmissionResponse(request.uid, True)
     existing: set[tuple[str, str]] = set()
@@ -216,7 +277,13 @@ def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
     has_errors = any(v.severity is Severity.ERROR for v in violations)
     if has_errors and request.operation == "UPDATE" and request.old_object is not None:
         old = with_request_identity(request.old_object, request)
-        existing = {_key(v) for v in evaluate(old, ctx) if v.severity is Severity.ERROR}
+        existing = {
+            _key(v)
+            for v in evaluate(old, ctx)
+            if v.severity is Severity.ERROR
+            # A path-less finding ("stopped after N") stands for the rule's others.
+            and (not v.path or _value(old, v.path) == _value(new, v.path))
+        }
     errors = [v for v in violations if v.severity is Severity.ERROR and _key(v) not in existing]
     warnings = [str(v) for v in violations if v.severity is Severity.WARNING]
     warnings += [
@@ -226,9 +293,13 @@ def decide(request: AdmissionRequest, ctx: RuleContext) -> AdmissionResponse:
     ]
     if errors:
         return AdmissionResponse(
-            request.uid, False, deny_message(errors), tuple(warnings), tuple(violations)
+            request.uid,
+            False,
+            deny_message(errors),
+            answer_warnings(warnings),
+            tuple(violations),
         )
-    return AdmissionResponse(request.uid, True, "", tuple(warnings), tuple(violations))
+    return AdmissionResponse(request.uid, True, "", answer_warnings(warnings), tuple(violations))
 
 
 # The answer to nearly every review, an allow without warnings, differs only in its uid.

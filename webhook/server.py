@@ -10,19 +10,28 @@ import asyncio
 import gc
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from longhorn_bi.engine.errors import InvalidInput
 from longhorn_bi.engine.versions import LonghornVersion
-from longhorn_bi.webhook.app import Settings, create_app, create_metrics_app
+from longhorn_bi.webhook.app import (
+    LONGHORN_SERVICE_ACCOUNTS,
+    Settings,
+    create_app,
+    create_metrics_app,
+)
 from longhorn_bi.webhook.facts_cache import ClusterFactsCache
 from longhorn_bi.webhook.kube import KubeClient, load_auth
+from longhorn_bi.webhook.listener import BoundedTLSSite, Limits
 from longhorn_bi.webhook.logging_json import get_logger
 from longhorn_bi.webhook.metrics import Metrics
 from longhorn_bi.webhook.tls import ReloadingTLS, ReloadResult
+
+# Seconds aiohttp waits, after the drain, for handlers still running before it cancels them.
+SHUTDOWN_GRACE = 3.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class ServeOptions:
     drain_seconds: float = 20.0
     shutdown_delay_seconds: float = 3.0
     watch_timeout: int = 300
+    limits: Limits = field(default_factory=Limits)
+    exempt_accounts: tuple[str, ...] = LONGHORN_SERVICE_ACCOUNTS
 
 
 async def _drain(metrics: Metrics, options: ServeOptions) -> None:
@@ -74,7 +85,11 @@ async def serve(options: ServeOptions) -> None:
             watch_timeout=options.watch_timeout,
         )
         metrics.track_caches(facts.ages)
-        settings = Settings(longhorn_namespace=options.longhorn_namespace)
+        settings = Settings(
+            longhorn_namespace=options.longhorn_namespace,
+            limits=options.limits,
+            exempt_accounts=options.exempt_accounts,
+        )
         app = create_app(
             settings,
             facts,
@@ -84,14 +99,25 @@ async def serve(options: ServeOptions) -> None:
             background=[facts.run, lambda: tls.watch(options.cert_poll_seconds, log, on_reload)],
         )
         probes = create_metrics_app(settings, facts, metrics, logger=log, stopping=stopping)
-        runner = web.AppRunner(app, shutdown_timeout=options.drain_seconds, access_log=None)
-        probe_runner = web.AppRunner(probes, shutdown_timeout=1.0, access_log=None)
+        # The drain has already waited for reviews in flight: what is left (idle or hostile
+        # connections) gets a short grace, so the whole stop fits the pod's
+        # terminationGracePeriodSeconds (shutdown delay + drain + 10 s in the chart).
+        runner = web.AppRunner(
+            app,
+            shutdown_timeout=SHUTDOWN_GRACE,
+            access_log=None,
+            **options.limits.handler_args(),
+        )
+        # Plain HTTP, no TLS buffers: the same header and idle deadlines are enough there.
+        probe_runner = web.AppRunner(
+            probes, shutdown_timeout=1.0, access_log=None, **options.limits.handler_args()
+        )
         await runner.setup()
         await probe_runner.setup()
         try:
             try:
-                await web.TCPSite(
-                    runner, options.host, options.port, ssl_context=tls.context
+                await BoundedTLSSite(
+                    runner, options.host, options.port, tls.context, options.limits
                 ).start()
                 await web.TCPSite(probe_runner, options.host, options.metrics_port).start()
             except OSError as exc:

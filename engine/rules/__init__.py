@@ -34,6 +34,7 @@ from longhorn_bi.engine.rules.base import (
 
 __all__ = [
     "CHECKED_KINDS",
+    "MAX_FINDINGS_PER_RULE",
     "RULES",
     "Rule",
     "RuleContext",
@@ -47,6 +48,20 @@ RULES.sort(key=lambda r: r.id)
 CHECKED_KINDS = frozenset(kind for r in RULES for kind in r.kinds)
 _SOURCES = frozenset(source for r in RULES for source in r.source_types or ())
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1}
+# Findings kept per rule and object: a hostile object (180,000 bad label keys) must cost a
+# bounded amount of work and give a bounded answer; the first few show what to fix.
+MAX_FINDINGS_PER_RULE = 10
+# What `evaluate` adds when a rule had more to say about an object than it reports.
+CUT_MESSAGE = "stopped after {limit} findings of this rule; fix these and check again for more"
+# Offline no requester is known: an object with `userCreated: false` may be one Longhorn's
+# sync wrote (exported from a cluster), which Longhorn's own validator accepts
+# (longhorn-manager webhook/resources/backupbackingimage/validator.go, 1.8-1.12, has no
+# check of userCreated), so its errors are reported as warnings. In the cluster the webhook
+# tells Longhorn by the requester (RuleContext.requester_known) and checks everyone else.
+OFFLINE_SYNC_NOTE = (
+    " (userCreated: false: Longhorn's backup-target sync writes such objects, so offline a"
+    " warning; the webhook denies it unless Longhorn's service account writes it)"
+)
 
 
 def _plan(kind: str, source: str | None) -> tuple[tuple[Check, str, Severity], ...]:
@@ -71,24 +86,46 @@ def _sort_key(v: Violation) -> tuple[int, str, str]:
     return (_SEVERITY_ORDER[v.severity], v.path_str, v.rule)
 
 
+def _as_offline_sync(v: Violation) -> Violation:
+    if v.severity is Severity.WARNING:
+        return v
+    return Violation(v.rule, Severity.WARNING, v.path, v.message + OFFLINE_SYNC_NOTE)
+
+
 def evaluate(obj: Any, ctx: RuleContext | None = None) -> list[Violation]:
-    """Every violation of `obj`, errors first, then by field path (none if not a mapping)."""
+    """Every violation of `obj`, errors first, then by field path (none if not a mapping).
+
+    At most MAX_FINDINGS_PER_RULE per rule, and then one more saying the rule was cut.
+    """
     if not (type(obj) is dict or isinstance(obj, Mapping)):
         return []
     ctx = ctx or RuleContext()
     manifest = Manifest(obj)
     kind = manifest.kind
-    if kind not in CHECKED_KINDS or manifest.longhorn_owned:
+    if kind not in CHECKED_KINDS:
         return []
     source = manifest.source_type
     # Rule.run's work inlined: one generator per rule instead of two nested ones, in a
     # loop rather than a comprehension (which is a call of its own before Python 3.12).
     violations: list[Violation] = []
     for check, rule_id, severity in _PLANS[kind, source if source in _SOURCES else None]:
-        for finding in check(manifest, ctx):
+        for count, finding in enumerate(check(manifest, ctx)):
+            if count == MAX_FINDINGS_PER_RULE:
+                # The generator is not consumed further: the rule's work stops here too.
+                violations.append(
+                    Violation(
+                        rule_id,
+                        violations[-1].severity,
+                        (),
+                        CUT_MESSAGE.format(limit=MAX_FINDINGS_PER_RULE),
+                    )
+                )
+                break
             violations.append(
                 Violation(rule_id, finding.severity or severity, finding.path, finding.message)
             )
+    if manifest.longhorn_owned and not ctx.requester_known and violations:
+        violations = [_as_offline_sync(v) for v in violations]
     if len(violations) > 1:
         violations.sort(key=_sort_key)
     return violations

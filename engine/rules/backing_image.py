@@ -170,7 +170,11 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         else:
             yield Finding((*PARAMS, "url"), "url is empty; give the http(s) URL of the image")
         return
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed '[' in the host, say
+        yield Finding((*PARAMS, "url"), f"url {url!r} cannot be parsed ({exc}); fix the URL")
+        return
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         yield Finding((*PARAMS, "url"), f"url {url!r} is not an http or https URL with a host")
     elif _is_loopback(parts.hostname):

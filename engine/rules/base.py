@@ -78,6 +78,10 @@ class RuleContext:
     longhorn_namespace: str = LONGHORN_NAMESPACE
     # The stored object on an UPDATE (the webhook's oldObject); None on CREATE and offline.
     previous: Mapping[str, Any] | None = None
+    # True where the requester was seen (the webhook: it lets Longhorn's own service
+    # accounts through before any rule runs); False offline, where `evaluate` reports the
+    # errors of a `userCreated: false` object as warnings.
+    requester_known: bool = False
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -131,8 +135,9 @@ class Manifest:
             metadata if type(metadata) is dict else as_mapping(metadata)
         )
         self.spec: Mapping[str, Any] = spec if type(spec) is dict else as_mapping(spec)
-        # A BackupBackingImage that Longhorn synced from the backupstore (userCreated: false).
-        # Longhorn creates these itself; rejecting one would break its sync, so no rule applies.
+        # A BackupBackingImage as Longhorn's backup-target sync writes it (userCreated: false).
+        # A field anyone can set, so it exempts nothing by itself: the webhook tells Longhorn
+        # by the requester, and offline `evaluate` reports its errors as warnings.
         self.longhorn_owned: bool = (
             self.kind == "BackupBackingImage" and self.spec.get("userCreated") is False
         )

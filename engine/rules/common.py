@@ -141,39 +141,39 @@ def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         yield Finding(("metadata", "name"), f"the name {name_problem(name)}")
 
 
-def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...], out: list[Finding]) -> None:
+def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...]) -> Iterator[Finding]:
+    # A generator: `evaluate` stops reading it after a few findings, so a map of 300,000
+    # bad keys costs no more than a few.
     for key, value in labels.items():
         if type(key) is str and plainly_valid_label(key, value):
             continue  # one match instead of four: most labels are fine
         if not isinstance(key, str):
-            out.append(Finding(base, f"label key {key!r} is not a string; quote it"))
+            yield Finding(base, f"label key {key!r} is not a string; quote it")
             continue
         problem = label_key_problem(key)
         if problem:
-            out.append(Finding((*base, key), problem))
+            yield Finding((*base, key), problem)
         if isinstance(value, str):
             problem = label_value_problem(value)
             if problem:
-                out.append(Finding((*base, key), problem))
+                yield Finding((*base, key), problem)
 
 
-def _backup_label_findings(labels: Mapping[Any, Any], out: list[Finding]) -> None:
+def _backup_label_findings(labels: Mapping[Any, Any]) -> Iterator[Finding]:
     # The backing image manager's check: a qualified-name key and any non-empty value.
     for key, value in labels.items():
         if type(key) is str and value != "" and plainly_valid_label_key(key):
             continue  # most labels are fine: one memoised match
         if not isinstance(key, str):
-            out.append(Finding(("spec", "labels"), f"label key {key!r} is not a string; quote it"))
+            yield Finding(("spec", "labels"), f"label key {key!r} is not a string; quote it")
             continue
         problem = label_key_problem(key)
         if problem:
-            out.append(Finding(("spec", "labels", key), f"{problem}; the backup would fail"))
+            yield Finding(("spec", "labels", key), f"{problem}; the backup would fail")
         if value == "":
-            out.append(
-                Finding(
-                    ("spec", "labels", key),
-                    f"label {key!r} has an empty value, which fails the backup; give it a value",
-                )
+            yield Finding(
+                ("spec", "labels", key),
+                f"label {key!r} has an empty value, which fails the backup; give it a value",
             )
 
 
@@ -188,19 +188,18 @@ def _backup_label_findings(labels: Mapping[Any, Any], out: list[Finding]) -> Non
         manager("vendor/github.com/longhorn/longhorn-engine/pkg/util/util.go", "1.6-1.12"),
     ),
 )
-def check_labels(m: Manifest, ctx: RuleContext) -> list[Finding]:
+def check_labels(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Object labels follow Kubernetes label syntax (the API server refuses others). A
     backup's spec.labels are checked by the backing image manager when the backup runs: the
     key is a qualified name (label key syntax) and the value any non-empty text; anything
-    else fails the backup."""
-    found: list[Finding] = []
+    else fails the backup. Findings are yielded, so that evaluate's per-rule cut bounds the
+    work on a hostile object."""
     labels = m.metadata.get("labels")
     if labels:  # most objects have a few plain labels, or none
         labels = labels if type(labels) is dict else as_mapping(labels)
-        _label_findings(labels, ("metadata", "labels"), found)
+        yield from _label_findings(labels, ("metadata", "labels"))
     if m.kind == "BackupBackingImage":
-        _backup_label_findings(as_mapping(m.spec.get("labels")), found)
-    return found
+        yield from _backup_label_findings(as_mapping(m.spec.get("labels")))
 
 
 _TYPE_NAMES = {

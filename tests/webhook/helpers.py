@@ -23,8 +23,11 @@ from longhorn_bi.engine.facts import (
     ClusterFacts,
 )
 from longhorn_bi.engine.versions import LonghornVersion
+from longhorn_bi.webhook.facts_cache import StaticFacts
+from longhorn_bi.webhook.listener import BoundedTLSSite, Limits
 
 NS = "longhorn-system"
+LONGHORN_SA = f"system:serviceaccount:{NS}:longhorn-service-account"
 # From 1.8 a backup target is s3, nfs, cifs or azblob; nfs needs no credential secret.
 TARGET_URL = "nfs://nfs.example:/opt/backupstore"
 CHECKSUM = "a" * 128
@@ -50,6 +53,13 @@ def cluster_facts() -> ClusterFacts:
         complete=True,
         origin="cluster",
     )
+
+
+class BrokenFacts(StaticFacts):
+    """A facts source with a bug: every review hits an internal error."""
+
+    def facts(self) -> ClusterFacts:
+        raise KeyError("a bug")
 
 
 def backing_image(name: str = "restored", **spec: Any) -> dict[str, Any]:
@@ -91,9 +101,11 @@ def review(
     uid: str | None = None,
     dry_run: bool = False,
     namespace: str = NS,
+    user: str = "kubernetes-admin",
     user_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An AdmissionReview v1 request as the API server sends it (by default from an admin)."""
+    """An AdmissionReview v1 request as the API server sends it, made by `user` (or with the
+    whole `user_info`)."""
     source = obj or old or {}
     kind = source.get("kind", "BackingImage")
     kind = kind if isinstance(kind, str) else "BackingImage"
@@ -113,7 +125,7 @@ def review(
             "name": _name_of(source),
             "namespace": namespace,
             "operation": operation,
-            "userInfo": user_info or {"username": "kubernetes-admin", "groups": ["system:masters"]},
+            "userInfo": user_info or {"username": user, "groups": ["system:masters"]},
             "object": copy.deepcopy(obj),
             "oldObject": copy.deepcopy(old),
             "dryRun": dry_run,
@@ -154,8 +166,11 @@ class ThreadedServer:
         self,
         make_app: Callable[[], web.Application],
         ssl_context: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._make_app = make_app
+        self.limits = limits or Limits()
+        self.site: BoundedTLSSite | None = None
         self._ssl = ssl_context
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -172,9 +187,16 @@ class ThreadedServer:
         self._loop.close()
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self._make_app(), access_log=None, shutdown_timeout=2)
+        limits = self.limits
+        self._runner = web.AppRunner(
+            self._make_app(), access_log=None, shutdown_timeout=2, **limits.handler_args()
+        )
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl).start()
+        if self._ssl is None:
+            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        else:
+            self.site = BoundedTLSSite(self._runner, "127.0.0.1", 0, self._ssl, limits)
+            await self.site.start()
         self.port = self._runner.addresses[0][1]
 
     async def _stop(self) -> None:

@@ -11,9 +11,18 @@ import pytest
 from longhorn_bi.engine.facts import ClusterFacts
 from longhorn_bi.webhook.app import Settings, create_app, create_metrics_app
 from longhorn_bi.webhook.facts_cache import StaticFacts
+from longhorn_bi.webhook.listener import Limits
 from longhorn_bi.webhook.metrics import Metrics
 from tests.webhook.conftest import LogCapture
-from tests.webhook.helpers import V112, backing_image, backup, cluster_facts, review
+from tests.webhook.helpers import (
+    LONGHORN_SA,
+    V112,
+    BrokenFacts,
+    backing_image,
+    backup,
+    cluster_facts,
+    review,
+)
 
 # AdmissionReview v1 (k8s.io/api/admission/v1): the fields a response may carry.
 STATUS_SCHEMA = {
@@ -103,15 +112,66 @@ async def test_delete_is_never_checked(aiohttp_client) -> None:
 
 
 @pytest.mark.asyncio
-async def test_objects_longhorn_creates_are_never_denied(aiohttp_client) -> None:
+async def test_objects_longhorn_writes_are_never_denied(aiohttp_client) -> None:
     client = await _client(aiohttp_client)
     # Synced from the store: named <image>-<hex>, for an image this cluster does not have.
     synced = backup("ghost-0a1b2c3d", userCreated=False, backingImage="ghost")
-    answer = await _answer(client, review(synced))
+    answer = await _answer(client, review(synced, user=LONGHORN_SA))
     assert answer == {"uid": answer["uid"], "allowed": True}
-    # The same object made by a user is denied (the image does not exist).
-    synced["spec"]["userCreated"] = True
-    assert (await _answer(client, review(synced)))["allowed"] is False
+    # Longhorn's 1.7 -> 1.8 upgrade sets spec.backingImage from status, possibly empty
+    # (longhorn-manager upgrade/v17xto180/upgrade.go, v1.8.0): an UPDATE by its account.
+    old = backup("parrot", userCreated=True)
+    del old["spec"]["backingImage"]
+    rewritten = backup("parrot", userCreated=True, backingImage="")
+    answer = await _answer(client, review(rewritten, operation="UPDATE", old=old, user=LONGHORN_SA))
+    assert answer == {"uid": answer["uid"], "allowed": True}
+
+
+@pytest.mark.asyncio
+async def test_user_created_false_exempts_nothing_for_a_user(aiohttp_client) -> None:
+    client = await _client(aiohttp_client)
+    synced = backup("ghost-0a1b2c3d", userCreated=False, backingImage="ghost")
+    answer = await _answer(client, review(synced))
+    assert answer["allowed"] is False
+    assert "[LHB402] spec.backingImage" in answer["status"]["message"]
+    # Nor does an UPDATE that flips it, nor another service account of Longhorn's namespace.
+    made = backup("ghost-0a1b2c3d", userCreated=True, backingImage="ghost")
+    flipped = await _answer(client, review(synced, operation="UPDATE", old=made))
+    assert flipped["allowed"] is True  # the same error with the same value: not new
+    other = "system:serviceaccount:longhorn-system:default"
+    assert (await _answer(client, review(synced, user=other)))["allowed"] is False
+
+
+@pytest.mark.asyncio
+async def test_the_exempt_accounts_are_configurable(aiohttp_client) -> None:
+    source = StaticFacts(V112, cluster_facts())
+    settings = Settings(exempt_accounts=("gitops-bot", "system:serviceaccount:argocd:argocd"))
+    client = await aiohttp_client(create_app(settings, source, Metrics()))
+    bad = _bad(backing_image())
+    for user, allowed in [
+        ("system:serviceaccount:longhorn-system:gitops-bot", True),
+        ("system:serviceaccount:argocd:argocd", True),
+        (LONGHORN_SA, False),  # no longer listed
+        ("gitops-bot", False),  # a bare name means a service account in Longhorn's namespace
+    ]:
+        assert (await _answer(client, review(bad, user=user)))["allowed"] is allowed, user
+
+
+@pytest.mark.asyncio
+async def test_update_excuses_only_the_same_error_with_the_same_value(aiohttp_client) -> None:
+    client = await _client(aiohttp_client)
+    stored = _bad(backing_image())
+    # Another field changes: the stored error stays, not denied.
+    relabelled = _bad(backing_image())
+    relabelled["metadata"]["labels"] = {"team": "storage"}
+    answer = await _answer(client, review(relabelled, operation="UPDATE", old=stored))
+    assert answer["allowed"] is True
+    assert "already true of the stored object" in answer["warnings"][0]
+    # The same rule at the same field, but a new bad value: denied.
+    worse = _bad(backing_image())
+    worse["spec"]["sourceParameters"]["concurrent-limit"] = "-5"
+    answer = await _answer(client, review(worse, operation="UPDATE", old=stored))
+    assert answer["allowed"] is False
 
 
 @pytest.mark.asyncio
@@ -229,12 +289,12 @@ async def test_bad_request_fields_are_named(aiohttp_client, field, value, reason
 @pytest.mark.asyncio
 async def test_the_body_size_is_bounded(aiohttp_client) -> None:
     source = StaticFacts(V112, cluster_facts())
-    app = create_app(Settings(max_body_bytes=64 * 1024), source, Metrics())
+    app = create_app(Settings(limits=Limits(max_body_bytes=64 * 1024)), source, Metrics())
     client = await aiohttp_client(app)
     obj = backing_image()
     obj["metadata"]["annotations"] = {"big": "x" * 70_000}
     resp = await client.post("/validate", json=review(obj))
-    assert resp.status == 400
+    assert resp.status == 413
     assert "larger than 65536 bytes" in (await resp.json())["message"]
     obj["metadata"]["annotations"] = {"big": "x" * 50_000}
     resp = await client.post("/validate", json=review(obj))
@@ -257,30 +317,51 @@ async def test_deep_nesting_is_a_denial_or_a_400_never_a_500(aiohttp_client) -> 
     assert "not JSON" in (await resp.json())["message"]
 
 
-class _BrokenFacts(StaticFacts):
-    def facts(self) -> ClusterFacts:
-        raise KeyError("a bug")
-
-
 @pytest.mark.asyncio
-async def test_an_internal_error_allows_with_a_warning_and_logs(aiohttp_client) -> None:
+async def test_an_internal_error_is_a_500_and_logs(aiohttp_client) -> None:
     logs = LogCapture()
-    app = create_app(Settings(), _BrokenFacts(V112, ClusterFacts()), Metrics(), logger=logs.logger)
+    app = create_app(Settings(), BrokenFacts(V112, ClusterFacts()), Metrics(), logger=logs.logger)
     client = await aiohttp_client(app)
-    answer = await _answer(client, review(backing_image(), uid="u-err"))
-    assert answer["allowed"] is True
-    assert "internal error" in answer["warnings"][0]
+    resp = await client.post("/validate", json=review(backing_image(), uid="u-err"))
+    # Never allowed: the API server applies the webhook's failurePolicy to a 500.
+    assert resp.status == 500
+    status = await resp.json()
+    assert status["kind"] == "Status"
+    assert "internal error" in status["message"]
+    assert "KeyError" not in status["message"]  # no traceback for the caller
     (record,) = [r for r in logs.records() if r["msg"] == "review failed"]
     assert record["uid"] == "u-err"
     assert "KeyError" in str(record["exc"])
 
 
 @pytest.mark.asyncio
-async def test_before_version_detection_reviews_are_allowed_with_a_warning(aiohttp_client) -> None:
+async def test_before_version_detection_the_failure_policy_decides(aiohttp_client) -> None:
     client = await _client(aiohttp_client, version=None)
-    answer = await _answer(client, review(_bad(backing_image())))
-    assert answer["allowed"] is True
-    assert "still starting" in answer["warnings"][0]
+    resp = await client.post("/validate", json=review(_bad(backing_image())))
+    assert resp.status == 503
+    assert "still starting" in (await resp.json())["message"]
+
+
+@pytest.mark.asyncio
+async def test_logged_strings_from_the_request_are_bounded(aiohttp_client) -> None:
+    logs = LogCapture()
+    client = await _client(aiohttp_client, logger=logs.logger)
+    obj = _bad(backing_image("x" * 50_000))
+    await _answer(client, review(obj, uid="u" * 50_000, user="y" * 50_000))
+    (record,) = [r for r in logs.records() if r["msg"] == "review"]
+    for key in ("uid", "object_name", "user"):
+        assert len(str(record[key])) < 400, key
+
+
+def test_log_fields_are_bounded_and_carry_no_url_credentials() -> None:
+    logs = LogCapture()
+    logs.logger.warning(
+        "x", extra={"error": "cannot reach cifs://admin:hunter2@files/share " + "y" * 5000}
+    )
+    (record,) = logs.records()
+    assert "hunter2" not in str(record["error"])
+    assert "cifs://***@files/share" in str(record["error"])
+    assert len(str(record["error"])) < 1100
 
 
 @pytest.mark.asyncio

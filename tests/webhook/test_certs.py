@@ -139,7 +139,7 @@ def test_hook_job_flow_secret_then_ca_bundle(
             ],
         }
     )
-    second = _run(*common, "--out", str(tmp_path / "post"))
+    second = _run(*common, "--out", str(tmp_path / "post"), "--failure-policy", "Fail")
     assert second.exit_code == 0, second.output
     assert "kept the valid Secret" in second.output
     assert "set the caBundle of 1 webhook(s)" in second.output
@@ -148,6 +148,35 @@ def test_hook_job_flow_secret_then_ca_bundle(
     assert vwc is not None
     bundle = vwc["webhooks"][0]["clientConfig"]["caBundle"]
     assert base64.b64decode(bundle) == stored["ca.crt"]
+    # Installed with Ignore until the CA is known; the policy comes with the caBundle.
+    assert vwc["webhooks"][0]["failurePolicy"] == "Fail"
+
+
+@pytest.mark.parametrize("wrong_ca", ["another CA", "the serving certificate"])
+def test_a_secret_whose_ca_did_not_issue_its_certificate_is_replaced(
+    fake_kube: FakeKubeServer, fake_kubeconfig: Path, tmp_path: Path, wrong_ca: str
+) -> None:
+    good = make_certs(tmp_path / "good")
+    other = make_certs(tmp_path / "other")
+    ca = other / "ca.crt" if wrong_ca == "another CA" else good / "tls.crt"
+    data = {"ca.crt": ca, "tls.crt": good / "tls.crt", "tls.key": good / "tls.key"}
+    fake_kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{SVC}-tls", "namespace": NS},
+            "type": "kubernetes.io/tls",
+            "data": {k: base64.b64encode(p.read_bytes()).decode() for k, p in data.items()},
+        }
+    )
+    common = ["certs", "--service", SVC, "--namespace", NS, "--out", str(tmp_path / "o")]
+    result = _run(*common, "--kubeconfig", str(fake_kubeconfig), "--secret", f"{SVC}-tls")
+    assert result.exit_code == 0, result.output
+    assert "wrote Secret" in result.output
+    stored = _secret(fake_kube)
+    _cert(tmp_path / "o" / "tls.crt").verify_directly_issued_by(
+        x509.load_pem_x509_certificate(stored["ca.crt"])
+    )
 
 
 def test_a_broken_secret_is_replaced(

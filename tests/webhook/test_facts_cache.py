@@ -57,6 +57,7 @@ async def running(
     metrics: Metrics | None = None,
     logger: logging.Logger | None = None,
     watch_timeout: int = 30,
+    version_poll_seconds: float = 30.0,
 ) -> AsyncIterator[ClusterFactsCache]:
     async with KubeClient(load_auth(kubeconfig)) as client:
         cache = ClusterFactsCache(
@@ -67,6 +68,7 @@ async def running(
             watch_timeout=watch_timeout,
             metrics=metrics,
             logger=logger,
+            version_poll_seconds=version_poll_seconds,
         )
         task = asyncio.create_task(cache.run())
         try:
@@ -317,6 +319,26 @@ async def test_version_detection_waits_for_longhorn(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_an_upgrade_of_the_crds_switches_the_version_line(tmp_path: Path) -> None:
+    from tests.fakekube.store import crd_resource, load_crds
+
+    with FakeKubeServer(crds=crd_file("1.6"), token="t") as fake:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake.url, token="t")
+        async with running(kubeconfig, version_poll_seconds=0.05) as cache:
+            await cache.wait_synced()
+            assert cache.version == LonghornVersion(1, 6)
+            assert "settings" in by_plural(cache)
+            # Longhorn's upgrade replaces its CRDs first (chart/templates/crds.yaml).
+            for crd in load_crds(crd_file("1.12")):
+                fake.store.register(crd_resource(crd))
+                fake.put(crd)
+            await until(lambda: cache.version == LonghornVersion(1, 12))
+            await cache.wait_synced()
+            assert "backuptargets" in by_plural(cache)
+            assert "settings" not in by_plural(cache)
+
+
+@pytest.mark.asyncio
 async def test_an_explicit_version_skips_detection(
     fake_kube: FakeKubeServer, fake_kubeconfig: Path
 ) -> None:
@@ -324,6 +346,16 @@ async def test_an_explicit_version_skips_detection(
         await cache.wait_synced()
         assert "settings" in by_plural(cache)
     assert not [p for m, p, q in fake_kube.requests if "customresourcedefinitions" in p]
+
+
+def test_the_auth_object_never_shows_its_token(tmp_path: Path) -> None:
+    from longhorn_bi.webhook.kube import KubeAuth
+
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1", token="s3cr3t")
+    auth = load_auth(kubeconfig)
+    assert auth.token == "s3cr3t"
+    for shown in (repr(auth), str(auth), f"{auth}", repr(KubeAuth("https://h", token="s3cr3t"))):
+        assert "s3cr3t" not in shown
 
 
 @pytest.mark.parametrize(

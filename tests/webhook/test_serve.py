@@ -172,6 +172,53 @@ def test_serve_reviews_with_live_facts_and_drains_on_sigterm(
     assert server.proc.wait(30) == 0
 
 
+def test_sigterm_stops_within_the_grace_period_despite_hostile_connections(
+    fake_kube: FakeKubeServer, fake_kubeconfig: Path, certs: Path
+) -> None:
+    drain, delay = 2, 0
+    proc = subprocess.Popen(
+        [
+            *EXE,
+            "serve",
+            "--host=127.0.0.1",
+            "--port=0",
+            "--metrics-port=0",
+            f"--kubeconfig={fake_kubeconfig}",
+            f"--cert-file={certs / 'tls.crt'}",
+            f"--key-file={certs / 'tls.key'}",
+            f"--drain-seconds={drain}",
+            f"--shutdown-delay-seconds={delay}",
+            "--log-level=debug",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    server = Server(proc)
+    held: list[socket.socket] = []
+    try:
+        while server.get("/readyz")[0] != 200:
+            server.wait_for("listed")
+        body = json.dumps(review(backup("ghost"))).encode()
+        # A review whose body never completes, a TCP connection that never starts TLS.
+        held.append(_https_request(server.port, certs / "ca.crt", body, head_only=10))
+        held.append(socket.create_connection(("127.0.0.1", server.port), timeout=30))
+        while "longhorn_bi_webhook_reviews_in_flight 1.0" not in server.get("/metrics")[1]:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        # The chart's terminationGracePeriodSeconds: shutdown delay + drain + 10 s.
+        assert proc.wait(delay + drain + 10) == 0
+    finally:
+        for sock in held:
+            sock.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        server.reader.join(30)
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
 def test_serve_refuses_bad_flags_cleanly(certs: Path, tmp_path: Path) -> None:
     cases = [
         (["--longhorn-version", "1.5"], "--longhorn-version"),
@@ -218,3 +265,22 @@ def test_help(args: list[str]) -> None:
     assert "Usage: longhorn-bi-webhook" in result.stdout
     if args[0] == "serve":
         assert "LONGHORN_BI_WEBHOOK_CERT_FILE" in result.stdout
+
+
+def test_exempt_accounts_come_from_a_space_separated_variable(
+    certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longhorn_bi.webhook.cli import serve
+
+    # As the chart passes webhook.exemptAccounts.
+    monkeypatch.setenv(
+        "LONGHORN_BI_WEBHOOK_EXEMPT_ACCOUNTS",
+        "longhorn-service-account system:serviceaccount:argocd:argocd-application-controller",
+    )
+    args = ["--cert-file", str(certs / "tls.crt"), "--key-file", str(certs / "tls.key")]
+    ctx = serve.make_context("serve", args)
+    assert ctx.params["exempt_accounts"] == (
+        "longhorn-service-account",
+        "system:serviceaccount:argocd:argocd-application-controller",
+    )
+    assert ctx.params["max_connections"] == 64

@@ -43,3 +43,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "lhbw.webhookConfiguration" -}}
 {{- printf "%s-%s" (include "lhbw.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/* The exempt accounts as CEL string literals: 'system:serviceaccount:NS:NAME', ... */}}
+{{- define "lhbw.exemptUsernames" -}}
+{{- $ns := .Values.longhorn.namespace -}}
+{{- $out := list -}}
+{{- range .Values.webhook.exemptAccounts -}}
+{{- if hasPrefix "system:" . -}}
+{{- $out = append $out (printf "'%s'" .) -}}
+{{- else -}}
+{{- $out = append $out (printf "'system:serviceaccount:%s:%s'" $ns .) -}}
+{{- end -}}
+{{- end -}}
+{{- join ", " $out -}}
+{{- end -}}
