@@ -682,7 +682,7 @@ def test_user_created_false_gets_no_error_offline_and_no_exemption_with_a_reques
         BACKUP,
         metadata__name="parrot-0a1b2c3d",
         spec__userCreated=False,
-        spec__backupTargetName="nowhere",
+        spec__labels={"not a key": "v"},  # fails the backup: an error from anyone else
     )
     offline = evaluate(synced, RuleContext(facts=FACTS))
     # Offline no requester is known: what Longhorn's sync may have written is not an error.
