@@ -121,10 +121,8 @@ def remove_backup(
     own = store is None
     store = store or open_store(parsed.target, store_options)
     try:
-        require_cfg(store, name)
-        lock = BackupstoreLock(store, DELETION_LOCK, lock_timings)
-        with lock:
-            lock.wait_acquired()
+        with BackupstoreLock(store, DELETION_LOCK, lock_timings):  # before any read, as Longhorn
+            require_cfg(store, name)
             store.delete(cfg_key(name))
             deleted, kept, skipped = _collect_blocks(store)
         return RemoveResult(url, name, deleted, kept, skipped)

@@ -162,9 +162,16 @@ def test_sigkill_midway_then_rerun_completes(tmp_path, s3_bucket, moto_endpoint)
     stored = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix)["Contents"]]
     assert 3 <= sum(1 for k in stored if k.endswith(".blk")) < 12
 
-    again = _run(
-        "store", "backup", str(image), "--target", target, "--name", "parrot", "-o", "json"
-    )
+    rerun = ("store", "backup", str(image), "--target", target, "--name", "parrot", "-o", "json")
+    # The killed writer's lock is still fresh: it may be a live writer, whose in-progress cfg
+    # is not overwritten (exit 1, retry later).
+    busy = _run(*rerun)
+    assert busy.returncode == 1 and "may still be writing" in busy.stderr, busy.stderr
+    # Once its lock is gone (expired after 150 s; removed here), the backup is redone.
+    locks = client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix + "backupstore/volumes/")
+    for item in locks["Contents"]:
+        client.delete_object(Bucket=s3_bucket, Key=item["Key"])
+    again = _run(*rerun)
     assert again.returncode == 0, again.stderr
     final = BackingImageCfg.from_json(
         client.get_object(Bucket=s3_bucket, Key=cfg_name)["Body"].read()
