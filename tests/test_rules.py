@@ -369,7 +369,7 @@ CASES = [
     good(
         "LHB404",
         "trailing slash differences",
-        params(RESTORE, backup_url="s3://backupbucket@us-east-1?backingImage=parrot"),
+        params(RESTORE, backup_url="s3://backupbucket@us-east-1//?backingImage=parrot"),
         facts=FACTS,
     ),
     good("LHB404", "on 1.6", RESTORE, version=V16, facts=FACTS_16),

@@ -34,6 +34,8 @@ class BackupInfo:
     completed: str
     blocks: int
     labels: dict[str, str]
+    secret: str = ""  # an encrypted image's Secret, and its namespace
+    secret_namespace: str = ""
 
     @property
     def complete(self) -> bool:
@@ -51,6 +53,8 @@ class BackupInfo:
             "complete": self.complete,
             "blocks": self.blocks,
             "labels": self.labels,
+            "secret": self.secret,
+            "secretNamespace": self.secret_namespace,
         }
 
 
@@ -65,6 +69,8 @@ def _info(target: BackupTarget, cfg: BackingImageCfg) -> BackupInfo:
         completed=cfg.completed,
         blocks=len(cfg.blocks),
         labels=dict(cfg.labels or {}),
+        secret=cfg.secret,
+        secret_namespace=cfg.secret_namespace,
     )
 
 

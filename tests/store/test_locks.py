@@ -145,7 +145,8 @@ def test_in_progress_cfg_of_a_live_writer_is_not_overwritten(tmp_path, fast_lock
     assert [p.name for p in (root / lock_dir()).glob("*.lck")] == [writer.name]
     writer.unlink()  # its writer is gone: the backup is redone
     result = backup_image(image, f"vfs://{root}", "parrot", lock_timings=fast_locks)
-    assert not result.already and load_cfg(VfsStore(f"vfs://{root}", root), "parrot").complete
+    cfg = load_cfg(VfsStore(f"vfs://{root}", root), "parrot")
+    assert not result.already and cfg is not None and cfg.complete
 
 
 def _ref_store(root: Path) -> dict[str, RefImage]:

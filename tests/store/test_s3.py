@@ -195,9 +195,13 @@ def test_s3_settings_from_the_environment(s3_bucket, monkeypatch) -> None:
     from longhorn_bi.engine.store.drivers.s3 import S3Store
 
     target = parse_target(f"s3://{s3_bucket}@us-east-1/")
-    monkeypatch.setenv("VIRTUAL_HOSTED_STYLE", "maybe")
-    with pytest.raises(InvalidInput, match="VIRTUAL_HOSTED_STYLE must be 'true' or 'false'"):
-        S3Store(target)
+    # Compared as s3_service.go compares it: only "true" and "false" count, anything else
+    # is unset, which means path style with a custom endpoint.
+    for value, style in (("maybe", "path"), ("True", "path"), ("true", "virtual")):
+        monkeypatch.setenv("VIRTUAL_HOSTED_STYLE", value)
+        store = S3Store(target)
+        assert store.client.meta.config.s3["addressing_style"] == style
+        store.close()
     monkeypatch.setenv("VIRTUAL_HOSTED_STYLE", "false")
     monkeypatch.setenv("AWS_CERT", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     store = S3Store(target)
