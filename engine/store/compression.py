@@ -84,6 +84,8 @@ def decode_lz4_frame(data: Buffer, limit: int) -> bytes | Buffer:
     checks the SHA-512 that names the block, which is stronger.
     """
     view = memoryview(data).cast("B")
+    if len(view) < 7:
+        raise ValueError("truncated LZ4 frame header")
     flags, descriptor = view[4], view[5]
     if flags >> 6 != 1 or flags & 0x02 or flags & 0x20 == 0:
         return _decode_lz4_bounded(data, limit)  # unusual: let liblz4 say, within the limit

@@ -158,10 +158,10 @@ class S3Store:
             self.client: Any = session.client(
                 "s3", endpoint_url=endpoint, verify=verify, config=config
             )
-        except ValueError as exc:  # botocore: an endpoint that is not a URL
+        except ValueError:  # botocore: an endpoint that is not a URL
             self.close()
-            raise InvalidInput(
-                f"AWS_ENDPOINTS is not a usable endpoint URL: {redact(str(exc))}",
+            raise InvalidInput(  # not echoed: it may hold a credential in a form not known
+                "AWS_ENDPOINTS is not a usable endpoint URL",
                 hint="give the endpoint as http(s)://host[:port], or unset AWS_ENDPOINTS",
             ) from None
 
