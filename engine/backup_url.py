@@ -1,6 +1,7 @@
 """Backup target URLs and backing-image backup URLs, parsed and formatted as Longhorn does.
 
-A target is one of (DESIGN.md §5)::
+A target is one of (the drivers' URL parsing in longhorn/backupstore s3/, nfs/, cifs/, azblob/,
+vfs/ as longhorn/backing-image-manager v1.6.4 .. v1.12.1 vendor them)::
 
     s3://bucket@region/path/      s3://bucket/path/ (region from AWS_REGION)
     nfs://host:/export[?nfsOptions=...]

@@ -1,7 +1,9 @@
 """Longhorn's backing-image backupstore layout: paths, block names and the cfg document.
 
-Facts from longhorn/backupstore (backupbackingimage/config.go and backupbackingimage.go,
-config.go, lock.go) and DESIGN.md §4. Keys are relative to the store root, '/'-separated.
+Facts from longhorn/backupstore as longhorn/backing-image-manager v1.6.4 .. v1.12.1 vendor it
+(vendor/github.com/longhorn/backupstore/: backupbackingimage/config.go and
+backupbackingimage.go, types.go, util.go, lock.go; see docs/store.md). Keys are relative to
+the store root, '/'-separated.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Compatibility with Longhorn's backing-image backupstore format (DESIGN.md §4)."""
+"""Compatibility with Longhorn's backing-image backupstore format (the facts and their place
+in Longhorn's code are in reference_store.py)."""
 
 from __future__ import annotations
 
