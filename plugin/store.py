@@ -307,7 +307,9 @@ def verify(
     if fmt == "json":
         _emit(fmt, doc, "")
     if result.bad_blocks:
-        offsets = ", ".join(str(offset) for offset, _ in result.bad_blocks)
+        shown = [str(offset) for offset, _ in result.bad_blocks[:20]]  # a line, not a page
+        more = len(result.bad_blocks) - len(shown)
+        offsets = ", ".join(shown) + (f" and {more} more" if more else "")
         details = "; ".join(problem for _, problem in result.bad_blocks[:5])
         raise IntegrityError(
             f"backup {result.name} has {len(result.bad_blocks)} bad block(s) "

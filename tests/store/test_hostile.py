@@ -271,3 +271,26 @@ def test_commands_answer_hostile_cfgs_without_a_traceback(tmp_path, case: str) -
         if argv[1] != "ls":
             assert done.returncode in (1, 2) and done.stderr.startswith("error: "), done.stderr
     assert not out.exists()
+
+
+def test_an_oversized_object_in_place_of_a_block_on_s3(
+    tmp_path, s3_bucket, moto_endpoint, fast_locks
+) -> None:
+    import boto3
+
+    from longhorn_bi.engine.store.backup import backup_image
+    from tests.store.reference_store import make_sparse_file
+
+    image = tmp_path / "image.raw"
+    make_sparse_file(image, BLOCK, {0: os.urandom(BLOCK)})
+    target = f"s3://{s3_bucket}@us-east-1/"
+    url = backup_image(image, target, "parrot", lock_timings=fast_locks).url
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    key = next(
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]
+        if o["Key"].endswith(".blk")
+    )
+    client.put_object(Bucket=s3_bucket, Key=key, Body=bytes(3 << 20))
+    result = verify_backup(url, lock_timings=fast_locks)
+    assert not result.ok and "larger than any block" in result.bad_blocks[0][1]

@@ -26,7 +26,7 @@ from urllib.parse import quote, quote_plus, unquote
 
 from longhorn_bi.engine.backup_url import BackupTarget, s3_key_prefix
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.store.drivers.base import check_key
+from longhorn_bi.engine.store.drivers.base import TooLarge, check_key
 
 T = TypeVar("T")
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
@@ -229,6 +229,21 @@ class S3Store:
             body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
             with contextlib.closing(body):
                 return body.read()  # type: ignore[no-any-return]
+
+        return self._call(f"read of {key}", get)
+
+    def read_at_most(self, key: str, limit: int) -> bytes:
+        """The object, or TooLarge when it holds more than `limit` bytes: one GET whose body
+        is read no further than that (a hostile store may put anything where a block is)."""
+        full = self._key(key)
+
+        def get() -> bytes:
+            answer = self.client.get_object(Bucket=self.bucket, Key=full)
+            if int(answer.get("ContentLength", 0)) > limit:
+                answer["Body"].close()
+                raise TooLarge(f"{key} in {self._url} is larger than {limit} bytes")
+            with contextlib.closing(answer["Body"]) as body:
+                return body.read(limit + 1)  # type: ignore[no-any-return]
 
         return self._call(f"read of {key}", get)
 
