@@ -40,6 +40,10 @@ def name_problem(name: str) -> str | None:
 #   most 63 characters). The loop returns at the first object it cannot create, so one such
 #   backup stops the sync of every backup listed after it.
 IMPORTABLE_NAME_LENGTH = 63
+# A stricter limit on BackingImage objects: longhorn-manager's mutator (webhook/resources/
+# backingimage/mutator.go, AutoCorrectName with datastore.NameMaximumLength, v1.6.4 ..
+# v1.12.1) lower-cases a longer name and cuts it to 40 characters with a hash suffix.
+BACKING_IMAGE_NAME_LENGTH = 40
 _IMPORTABLE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 
 

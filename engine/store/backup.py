@@ -24,7 +24,6 @@ from pathlib import Path
 from longhorn_bi.engine.backup_url import format_backup_url, parse_target
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, LockConflict, NotFound
 from longhorn_bi.engine.names import (
-    importable_name_problem,
     label_key_problem,
     label_value_problem,
     namespace_problem,
@@ -42,6 +41,7 @@ from longhorn_bi.engine.store.layout import (
     BlockRef,
     block_key,
     block_name,
+    check_image_name,
     now_rfc3339,
 )
 from longhorn_bi.engine.store.locks import (
@@ -67,17 +67,6 @@ class BackupResult:
     zero_blocks: int  # all-zero blocks not stored
     hole_bytes: int  # bytes in holes, not read
     already: bool  # a complete backup existed: nothing was uploaded
-
-
-def check_backup_name(name: str) -> str:
-    """Refuse a name Longhorn could not import (see names.importable_name_problem)."""
-    problem = importable_name_problem(name)
-    if problem:
-        raise InvalidInput(
-            f"--name: the backing image name {problem}",
-            hint="use lower-case letters, digits, '-' and '.', at most 63, e.g. --name parrot",
-        )
-    return name
 
 
 def check_secret(secret: str, namespace: str) -> None:
@@ -197,7 +186,7 @@ def backup_image(
     `secret`/`secret_namespace`: the Kubernetes Secret of an encrypted image, recorded in the
     complete cfg as Longhorn records it (backupbackingimage.go performBackup), so that a
     Longhorn restore makes an encrypted BackingImage."""
-    check_backup_name(name)
+    check_image_name(name, importable=True)
     check_secret(secret, secret_namespace)
     parsed = parse_target(target)  # parsed once: the URL and the store take the result
     if compression not in COMPRESSION_METHODS:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput
-from longhorn_bi.engine.names import name_problem
+from longhorn_bi.engine.names import importable_name_problem, name_problem
 
 BLOCK_SIZE = 2 * 1024 * 1024
 SECTOR_SIZE = 512
@@ -51,13 +51,17 @@ def is_image_checksum(value: str) -> bool:
     return bool(_HEX128.match(value))
 
 
-def check_image_name(name: str) -> str:
-    """Refuse a name that could escape its folder ('/', '..', NUL) or that Longhorn refuses."""
-    problem = name_problem(name)
+def check_image_name(name: str, *, importable: bool = False) -> str:
+    """Refuse a name that could escape its folder ('/', '..', NUL) or that Longhorn refuses;
+    with `importable`, also one Longhorn could not import (names.importable_name_problem):
+    what we write must be importable, what others wrote must stay readable."""
+    problem = (importable_name_problem if importable else name_problem)(name)
     if problem:
         raise InvalidInput(
             f"backing image name {problem}",
-            hint="use lower-case letters, digits, '-', '_' or '.', e.g. --name parrot",
+            hint="use lower-case letters, digits, '-' and '.', at most 63, e.g. --name parrot"
+            if importable
+            else "use lower-case letters, digits, '-', '_' or '.', e.g. --name parrot",
         )
     return name
 

@@ -38,7 +38,7 @@ def test_backup_refuses_names_longhorn_cannot_import(tmp_path, name: str, reason
     make_sparse_file(image, BLOCK, {0: b"x"})
     done = run("store", "backup", str(image), "--target", f"vfs://{tmp_path / 's'}", "--name", name)
     assert done.returncode == 2
-    assert done.stderr.startswith("error: --name: the backing image name") and reason in done.stderr
+    assert done.stderr.startswith("error: backing image name") and reason in done.stderr
     assert not (tmp_path / "s").exists()  # refused before the store was touched
 
 

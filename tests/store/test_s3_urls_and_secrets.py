@@ -50,13 +50,7 @@ def test_keys_are_cleaned_as_longhorn_cleans_them(
     result = backup_image(
         _image(tmp_path), f"s3://{s3_bucket}@us-east-1/a//b/", "parrot", lock_timings=fast_locks
     )
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]]
     assert keys and all(key.startswith("a/b/backupstore/") for key in keys)
     assert [b.name for b in list_backups(f"s3://{s3_bucket}@us-east-1/a/b")] == ["parrot"]
