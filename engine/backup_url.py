@@ -1,6 +1,7 @@
 """Backup target URLs and backing-image backup URLs, parsed and formatted as Longhorn does.
 
-A target is one of (DESIGN.md §5)::
+A target is one of (the drivers' URL parsing in longhorn/backupstore s3/, nfs/, cifs/, azblob/,
+vfs/ as longhorn/backing-image-manager v1.6.4 .. v1.12.1 vendor them)::
 
     s3://bucket@region/path/      s3://bucket/path/ (region from AWS_REGION)
     nfs://host:/export[?nfsOptions=...]
@@ -48,7 +49,8 @@ class BackupTarget:
         """A form that compares equal for the same store: lower-case scheme, no trailing '/'.
 
         Cached: parsed targets are themselves cached, and rules compare them per review."""
-        path = self.path.rstrip("/") or "/"
+        path = (s3_key_prefix(self.path) if self.scheme == "s3" else self.path.rstrip("/")) or "/"
+        path = path if path.startswith("/") else "/" + path
         query = "?" + urlencode(sorted(self.query)) if self.query else ""
         return f"{self.scheme}://{self.host}@{self.region}{path}{query}"
 
@@ -65,6 +67,14 @@ class BackingImageBackupURL:
 
     def __str__(self) -> str:
         return format_backup_url(self.target, self.backing_image)
+
+
+def s3_key_prefix(path: str) -> str:
+    """The key prefix of an S3 target path, as Longhorn's S3 driver builds keys
+    (longhorn/backupstore s3/s3.go, vendored by backing-image-manager v1.6.4 .. v1.12.1):
+    leading '/' trimmed, then filepath.Join, which cleans the path (`a//b/` is `a/b`)."""
+    trimmed = path.lstrip("/")
+    return posixpath.normpath(trimmed) if trimmed else ""
 
 
 def _fail(url: str, problem: str, hint: str | None = None) -> InvalidBackupURL:
@@ -139,7 +149,9 @@ def _parse_target(url: str) -> BackupTarget:
             )
         if not parts.path.startswith("/"):
             raise _fail(url, "has no export path", "use nfs://server:/export")
-        return BackupTarget(url, scheme, parts.hostname, "", parts.path, query)
+        # Longhorn mounts `u.Host + u.Path` (nfs/nfs.go): an IPv6 server keeps its brackets.
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        return BackupTarget(url, scheme, host, "", parts.path, query)
     if scheme == "cifs":
         if not parts.hostname or parts.path.strip("/") == "":
             raise _fail(url, "needs a server and a share", "use cifs://server/share/path")
@@ -171,8 +183,12 @@ def _parse_s3(
     bucket, region = (user, host or "") if user else (host, "")
     if not bucket:
         raise _fail(url, "has no bucket", "use s3://bucket@region/path/")
-    if not path:
-        raise _fail(url, "has no path", f"end the bucket part with '/': {url}/")
+    if not path:  # s3/s3.go refuses an empty path ("invalid URL"), v1.6.4 .. v1.12.1
+        raise _fail(
+            url,
+            "has no path: Longhorn's S3 driver needs one",
+            "end it with '/', e.g. s3://bucket@region/ or s3://bucket@region/path/",
+        )
     return BackupTarget(url, "s3", bucket, region, path, query)
 
 

@@ -45,6 +45,44 @@ def auto_corrected_name(name: str) -> str:
     return lowered[: MAX_LONGHORN_NAME - len(suffix)].rstrip("-") + suffix
 
 
+# The names Longhorn can import from a backup target: the intersection of
+# - backing-image-manager pkg/util/util.go ValidBackingImageName (v1.6.4 .. v1.12.1): at most
+#   64 characters of [a-zA-Z0-9_.-], the check on every backup Longhorn itself makes;
+# - longhorn-manager controller/backup_target_controller.go syncBackupBackingImage: v1.6.4 and
+#   v1.7.3 create a BackupBackingImage named after the backup (a DNS-1123 subdomain), v1.8.2 ..
+#   v1.12.1 name it `<name>-<8 random>` and label it `backing-image=<name>` (a label value: at
+#   most 63 characters). The loop returns at the first object it cannot create, so one such
+#   backup stops the sync of every backup listed after it.
+IMPORTABLE_NAME_LENGTH = 63
+# A stricter limit on BackingImage objects: longhorn-manager's mutator (webhook/resources/
+# backingimage/mutator.go, AutoCorrectName with datastore.NameMaximumLength, v1.6.4 ..
+# v1.12.1) lower-cases a longer name and cuts it to 40 characters with a hash suffix.
+BACKING_IMAGE_NAME_LENGTH = 40
+_IMPORTABLE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+
+
+def importable_name_problem(name: str) -> str | None:
+    """Why Longhorn (v1.6 .. v1.12) could not import a backup named `name`, or None.
+
+    Stricter than `name_problem`: a backup Longhorn can read but never lists must not be
+    written, while such backups already on a target must stay readable."""
+    problem = name_problem(name)
+    if problem:
+        return problem
+    if len(name) > IMPORTABLE_NAME_LENGTH:
+        return (
+            f"{name!r} is {len(name)} characters long: Longhorn imports backups named with at "
+            f"most {IMPORTABLE_NAME_LENGTH} (the name becomes a label value)"
+        )
+    if not _IMPORTABLE_NAME.match(name):
+        return (
+            f"{name!r} cannot be imported by Longhorn: it becomes a Kubernetes object name, so "
+            "use lower-case letters, digits, '-' and '.' only ('_' is refused), starting and "
+            "ending with a letter or digit, with a letter or digit on each side of every '.'"
+        )
+    return None
+
+
 # A whole label key that is certainly valid, in one match: the common case, checked per
 # label on every review. \Z, not $: `$` also matches before a final newline. Keys up to 254
 # characters leave the prefix within its 253; anything this rejects gets the full checks.
@@ -105,5 +143,28 @@ def label_value_problem(value: str) -> str | None:
         return (
             f"label value {value!r} is invalid: at most 63 characters of letters, digits, '-', '_' "
             "or '.', starting and ending with a letter or digit (or empty)"
+        )
+    return None
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+
+
+def secret_name_problem(name: str) -> str | None:
+    """Why `name` is not a Kubernetes Secret name (a DNS-1123 subdomain), or None."""
+    if len(name) > MAX_NAME_LENGTH or not _DNS_SUBDOMAIN.match(name):
+        return (
+            f"secret name {name!r} is invalid: a DNS subdomain of at most {MAX_NAME_LENGTH} "
+            "lower-case letters, digits, '-' and '.'"
+        )
+    return None
+
+
+def namespace_problem(namespace: str) -> str | None:
+    """Why `namespace` is not a Kubernetes namespace name (a DNS-1123 label), or None."""
+    if len(namespace) > 63 or not _DNS_LABEL.match(namespace):
+        return (
+            f"namespace {namespace!r} is invalid: at most 63 lower-case letters, digits and "
+            "'-', starting and ending with a letter or digit"
         )
     return None

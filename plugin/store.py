@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -78,6 +78,13 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     "--concurrency", type=int, default=4, show_default=True, help="Upload workers (>= 1)."
 )
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Label of the backup.")
+@click.option(
+    "--secret",
+    default="",
+    metavar="NAME",
+    help="Encrypted image: its encryption Secret, recorded in the backup as Longhorn does.",
+)
+@click.option("--secret-namespace", default="", metavar="NS", help="The namespace of --secret.")
 @MOUNT_POINT
 @OUTPUT
 def backup(
@@ -88,10 +95,15 @@ def backup(
     compression: str,
     concurrency: int,
     labels: tuple[str, ...],
+    secret: str,
+    secret_namespace: str,
     mount_point: str | None,
     fmt: str,
 ) -> None:
-    """Back up raw image FILE to TARGET in Longhorn's backing-image layout; print its URL."""
+    """Back up raw image FILE to TARGET in Longhorn's backing-image layout; print its URL.
+
+    NAME must be one Longhorn can import: at most 63 lower-case letters, digits, '-' and
+    '.', starting and ending with a letter or digit."""
     from longhorn_bi.engine.store.backup import backup_image
 
     size = os.path.getsize(file) if os.path.isfile(file) else None
@@ -103,6 +115,8 @@ def backup(
             compression=compression,
             concurrency=concurrency,
             labels=_parse_labels(labels),
+            secret=secret,
+            secret_namespace=secret_namespace,
             store_options=_options(mount_point),
             progress=progress,
         )
@@ -223,14 +237,43 @@ def inspect(url: str, mount_point: str | None, fmt: str) -> None:
     _emit(fmt, doc, text)
 
 
+class ByteSize(click.ParamType[int, Any]):
+    """A byte count: digits with an optional K, M, G, T (1000s) or Ki, Mi, Gi, Ti suffix."""
+
+    name = "size"
+    _UNITS: ClassVar[dict[str, int]] = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().removesuffix("b")
+        binary = text.endswith("i")
+        text = text.removesuffix("i")
+        unit = text[-1:] if text[-1:].isalpha() else ""
+        digits = text[: len(text) - len(unit)]
+        if not digits.isdigit() or unit not in self._UNITS or (binary and not unit):
+            self.fail(f"{value!r} is not a size such as 2Ti, 500G or 1099511627776", param, ctx)
+        scale = 1024 ** "kmgt".index(unit) * 1024 if binary else self._UNITS[unit]
+        return int(digits) * scale
+
+
 @store.command()
 @click.argument("url")
 @click.option(
     "--concurrent-limit", type=int, default=4, show_default=True, help="Read workers (>= 1)."
 )
+@click.option(
+    "--max-size",
+    type=ByteSize(),
+    default="1Ti",
+    show_default=True,
+    help="Refuse a backup whose recorded Size is larger (the work grows with Size).",
+)
 @MOUNT_POINT
 @OUTPUT
-def verify(url: str, concurrent_limit: int, mount_point: str | None, fmt: str) -> None:
+def verify(
+    url: str, concurrent_limit: int, max_size: int, mount_point: str | None, fmt: str
+) -> None:
     """Read and check every block and the image SHA-512 of the backup at URL; write nothing."""
     from longhorn_bi.engine.store.admin import inspect_backup
     from longhorn_bi.engine.store.restore import check_restore_args
@@ -242,6 +285,7 @@ def verify(url: str, concurrent_limit: int, mount_point: str | None, fmt: str) -
         result = verify_backup(
             url,
             concurrent_limit=concurrent_limit,
+            max_size=max_size,
             store_options=_options(mount_point),
             progress=progress,
         )
@@ -263,7 +307,9 @@ def verify(url: str, concurrent_limit: int, mount_point: str | None, fmt: str) -
     if fmt == "json":
         _emit(fmt, doc, "")
     if result.bad_blocks:
-        offsets = ", ".join(str(offset) for offset, _ in result.bad_blocks)
+        shown = [str(offset) for offset, _ in result.bad_blocks[:20]]  # a line, not a page
+        more = len(result.bad_blocks) - len(shown)
+        offsets = ", ".join(shown) + (f" and {more} more" if more else "")
         details = "; ".join(problem for _, problem in result.bad_blocks[:5])
         raise IntegrityError(
             f"backup {result.name} has {len(result.bad_blocks)} bad block(s) "

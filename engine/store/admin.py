@@ -34,6 +34,8 @@ class BackupInfo:
     completed: str
     blocks: int
     labels: dict[str, str]
+    secret: str = ""  # an encrypted image's Secret, and its namespace
+    secret_namespace: str = ""
 
     @property
     def complete(self) -> bool:
@@ -51,6 +53,8 @@ class BackupInfo:
             "complete": self.complete,
             "blocks": self.blocks,
             "labels": self.labels,
+            "secret": self.secret,
+            "secretNamespace": self.secret_namespace,
         }
 
 
@@ -65,6 +69,8 @@ def _info(target: BackupTarget, cfg: BackingImageCfg) -> BackupInfo:
         completed=cfg.completed,
         blocks=len(cfg.blocks),
         labels=dict(cfg.labels or {}),
+        secret=cfg.secret,
+        secret_namespace=cfg.secret_namespace,
     )
 
 
@@ -121,10 +127,8 @@ def remove_backup(
     own = store is None
     store = store or open_store(parsed.target, store_options)
     try:
-        require_cfg(store, name)
-        lock = BackupstoreLock(store, DELETION_LOCK, lock_timings)
-        with lock:
-            lock.wait_acquired()
+        with BackupstoreLock(store, DELETION_LOCK, lock_timings):  # before any read, as Longhorn
+            require_cfg(store, name)
             store.delete(cfg_key(name))
             deleted, kept, skipped = _collect_blocks(store)
         return RemoveResult(url, name, deleted, kept, skipped)

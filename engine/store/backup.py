@@ -22,8 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longhorn_bi.engine.backup_url import format_backup_url, parse_target
-from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.names import label_key_problem, label_value_problem
+from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, LockConflict, NotFound
+from longhorn_bi.engine.names import (
+    label_key_problem,
+    label_value_problem,
+    namespace_problem,
+    secret_name_problem,
+)
 from longhorn_bi.engine.store.block_io import ZEROS, hash_zeros, ordered_map
 from longhorn_bi.engine.store.catalog import load_cfg, save_cfg
 from longhorn_bi.engine.store.compression import compress
@@ -62,6 +67,19 @@ class BackupResult:
     zero_blocks: int  # all-zero blocks not stored
     hole_bytes: int  # bytes in holes, not read
     already: bool  # a complete backup existed: nothing was uploaded
+
+
+def check_secret(secret: str, namespace: str) -> None:
+    """An encrypted image's secret: both flags or neither (Longhorn looks the pair up)."""
+    if bool(secret) != bool(namespace):
+        raise InvalidInput(
+            "--secret and --secret-namespace go together",
+            hint="give both: the name and the namespace of the image's encryption secret",
+        )
+    if secret:
+        problem = secret_name_problem(secret) or namespace_problem(namespace)
+        if problem:
+            raise InvalidInput(problem, hint="name the Kubernetes Secret that encrypts the image")
 
 
 def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
@@ -156,13 +174,20 @@ def backup_image(
     compression: str = "lz4",
     concurrency: int = 4,
     labels: Mapping[str, str] | None = None,
+    secret: str = "",
+    secret_namespace: str = "",
     store: StoreDriver | None = None,
     store_options: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     lock_timings: LockTimings = DEFAULT_TIMINGS,
 ) -> BackupResult:
-    """Back up `image` as backing image `name` on `target`; returns the backup URL and figures."""
-    check_image_name(name)
+    """Back up `image` as backing image `name` on `target`; returns the backup URL and figures.
+
+    `secret`/`secret_namespace`: the Kubernetes Secret of an encrypted image, recorded in the
+    complete cfg as Longhorn records it (backupbackingimage.go performBackup), so that a
+    Longhorn restore makes an encrypted BackingImage."""
+    check_image_name(name, importable=True)
+    check_secret(secret, secret_namespace)
     parsed = parse_target(target)  # parsed once: the URL and the store take the result
     if compression not in COMPRESSION_METHODS:
         raise InvalidInput(
@@ -190,14 +215,13 @@ def backup_image(
                 f"image file {str(image)!r} is {size} bytes: a backing image must be a non-empty "
                 f"multiple of {SECTOR_SIZE} bytes"
             )
-        existing = load_cfg(store, name)
-        if existing is not None and existing.complete:
-            return _already(url, existing)
-        lock = BackupstoreLock(store, BACKUP_LOCK, lock_timings)
-        with lock:
+        # Locked before anything is read or written, the "already complete" answer too.
+        with BackupstoreLock(store, BACKUP_LOCK, lock_timings) as lock:
             existing = load_cfg(store, name)
             if existing is not None and existing.complete:
                 return _already(url, existing)
+            if existing is not None:
+                _refuse_if_other_writer(lock, name)
             cfg = BackingImageCfg(
                 name=name,
                 size=size,
@@ -210,15 +234,11 @@ def backup_image(
             checksum, refs, zero_blocks, holes = _transfer(
                 fd, size, uploader, concurrency, progress
             )
-            lock.wait_acquired()
-            if lock.saw_other_type:
-                # A delete ran while we waited for the lock: it may have collected blocks
-                # we found already stored. Store again whatever is gone.
-                _restore_missing(fd, size, refs, uploader)
             store.sync()  # every block is on stable storage before a cfg claims it
             cfg.checksum = checksum
             cfg.blocks = refs
             cfg.block_count = len(refs)
+            cfg.secret, cfg.secret_namespace = secret, secret_namespace
             cfg.completed = now_rfc3339()
             save_cfg(store, cfg)  # complete: the last write of a backup
         return BackupResult(
@@ -238,6 +258,18 @@ def backup_image(
         os.close(fd)
         if own_store:
             store.close()
+
+
+def _refuse_if_other_writer(lock: BackupstoreLock, name: str) -> None:
+    """An in-progress cfg is redone only when nobody can be writing it: any other live
+    backup/restore lock may belong to its writer (all backing images share one lock folder,
+    and a lock does not say what it is for)."""
+    if lock.others():
+        raise LockConflict(
+            f"a backup of {name!r} is in progress and another backup or restore holds the "
+            "store's lock: it may still be writing that backup",
+            hint="retry when it has finished; a killed backup's lock expires after 150 s",
+        )
 
 
 def _already(url: str, cfg: BackingImageCfg) -> BackupResult:
@@ -359,19 +391,3 @@ def _transfer(
             future.result()  # re-raise the first worker error
     refs.sort(key=lambda ref: ref.offset)
     return whole.hexdigest(), refs, zero_blocks, holes
-
-
-def _restore_missing(fd: int, size: int, refs: list[BlockRef], uploader: _Uploader) -> None:
-    buffer = bytearray(BLOCK_SIZE)
-    for ref in refs:
-        if uploader.store.exists(block_key(ref.checksum)):
-            continue
-        view = memoryview(buffer)[: min(BLOCK_SIZE, size - ref.offset)]
-        _read_exact(fd, view, ref.offset)
-        if block_name(view) != ref.checksum:
-            raise BackupstoreError(
-                f"the image file changed during the backup (at offset {ref.offset})"
-            )
-        uploader.store.write(
-            block_key(ref.checksum), compress(uploader.compression, view), durable=False
-        )

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from longhorn_bi.engine.errors import BackupstoreError, IntegrityError, NotFound
 from longhorn_bi.engine.store.compression import decompress, detect
-from longhorn_bi.engine.store.drivers.base import StoreDriver
+from longhorn_bi.engine.store.drivers.base import StoreDriver, TooLarge, read_at_most
 from longhorn_bi.engine.store.layout import BLOCK_SIZE, BlockRef, block_key, block_name
 
 T = TypeVar("T")
@@ -41,19 +41,27 @@ class BufferPool:
 
 
 def _read(store: StoreDriver, key: str, pool: BufferPool | None) -> tuple[Data, bytearray | None]:
+    """A stored block, never holding more than a buffer's worth of it: a store may put a
+    huge file where a block belongs."""
     read_into = getattr(store, "read_into", None)
     if pool is None or read_into is None:
-        return store.read(key), None
+        try:
+            return read_at_most(store, key, BLOCK_SIZE + READ_SLACK), None
+        except TooLarge:
+            raise IntegrityError(_TOO_LARGE) from None
     buffer = pool.get()
     try:
         length = read_into(key, buffer)
     except BaseException:
         pool.put(buffer)
         raise
-    if length < 0:  # larger than a buffer: not a valid block, read it whole to say so
+    if length < 0:
         pool.put(buffer)
-        return store.read(key), None
+        raise IntegrityError(_TOO_LARGE)
     return memoryview(buffer)[:length], buffer
+
+
+_TOO_LARGE = f"the stored object is larger than any block ({BLOCK_SIZE + READ_SLACK} bytes)"
 
 
 def fetch_block(
@@ -66,6 +74,8 @@ def fetch_block(
         raw, buffer = _read(store, block_key(ref.checksum), pool)
     except NotFound:
         raise IntegrityError(f"{where} is missing from the backupstore") from None
+    except IntegrityError as exc:
+        raise IntegrityError(f"{where} is corrupt: {exc.message}") from None
     except BackupstoreError as exc:
         raise BackupstoreError(f"{where} cannot be read: {exc.message}") from None
     try:

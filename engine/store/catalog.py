@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.errors import NotFound
+from longhorn_bi.engine.errors import BackupstoreError, NotFound
 from longhorn_bi.engine.names import name_problem
-from longhorn_bi.engine.store.drivers.base import StoreDriver
+from longhorn_bi.engine.store.drivers.base import StoreDriver, TooLarge, read_at_most
 from longhorn_bi.engine.store.layout import (
     BLOCK_SUFFIX,
     BLOCKS_DIR,
@@ -16,14 +16,25 @@ from longhorn_bi.engine.store.layout import (
     is_block_name,
 )
 
+# A cfg lists about 100 bytes per stored 2 MiB block: 16 MiB is some 160 000 blocks, 320 GiB
+# of data. Parsed, that is about 100 MiB of Python objects, inside restore's and verify's
+# memory bound (200 MiB); a larger cfg is refused before it is read.
+MAX_CFG_BYTES = 16 * 1024 * 1024
+
 
 def load_cfg(store: StoreDriver, name: str) -> BackingImageCfg | None:
     """The cfg of `name`, or None when the store has no backup of that name."""
     key = cfg_key(name)
     try:
-        raw = store.read(key)
+        raw = read_at_most(store, key, MAX_CFG_BYTES)
     except NotFound:
         return None
+    except TooLarge:
+        raise BackupstoreError(
+            f"{key} in {store.url} is larger than {MAX_CFG_BYTES // (1024 * 1024)} MiB, far more "
+            "than a backing image config holds",
+            hint="the backupstore holds a damaged or foreign file; delete that backup",
+        ) from None
     return BackingImageCfg.from_json(raw, where=f"{key} in {store.url}")
 
 

@@ -84,9 +84,11 @@ def decode_lz4_frame(data: Buffer, limit: int) -> bytes | Buffer:
     checks the SHA-512 that names the block, which is stronger.
     """
     view = memoryview(data).cast("B")
+    if len(view) < 7:
+        raise ValueError("truncated LZ4 frame header")
     flags, descriptor = view[4], view[5]
     if flags >> 6 != 1 or flags & 0x02 or flags & 0x20 == 0:
-        return lz4.frame.decompress(data)  # type: ignore[no-any-return]  # unusual: let lz4 say
+        return _decode_lz4_bounded(data, limit)  # unusual: let liblz4 say, within the limit
     block_max = _LZ4_MAX_BLOCK.get((descriptor >> 4) & 0x7)
     if block_max is None:
         raise ValueError("invalid block maximum size in the LZ4 frame descriptor")
@@ -108,7 +110,11 @@ def decode_lz4_frame(data: Buffer, limit: int) -> bytes | Buffer:
         if word & 0x80000000:
             part: bytes | memoryview = chunk
         else:
-            part = lz4.block.decompress(chunk, uncompressed_size=min(block_max, limit))
+            # Never more than the limit allows: a bomb fails here, before it is expanded.
+            room = min(block_max, limit - total)
+            if room <= 0:
+                raise ValueError(f"LZ4 frame holds more than {limit} bytes")
+            part = lz4.block.decompress(chunk, uncompressed_size=room)
         total += len(part)
         if total > limit:
             raise ValueError(f"LZ4 frame holds more than {limit} bytes")
@@ -118,6 +124,17 @@ def decode_lz4_frame(data: Buffer, limit: int) -> bytes | Buffer:
     if len(parts) == 1:
         return parts[0]
     return b"".join(parts)
+
+
+def _decode_lz4_bounded(data: Buffer, limit: int) -> bytes:
+    """Any other LZ4 frame, through liblz4's streaming decoder, stopped one byte past `limit`."""
+    decoder = lz4.frame.LZ4FrameDecompressor()
+    out: bytes = decoder.decompress(data, max_length=limit + 1)
+    if len(out) > limit:
+        raise ValueError(f"LZ4 frame holds more than {limit} bytes")
+    if not decoder.eof:
+        raise ValueError("truncated LZ4 frame")
+    return out
 
 
 def decompress(data: Buffer, *, what: str = "block", limit: int = 4 << 20) -> bytes | Buffer:

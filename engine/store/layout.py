@@ -1,12 +1,15 @@
 """Longhorn's backing-image backupstore layout: paths, block names and the cfg document.
 
-Facts from longhorn/backupstore (backupbackingimage/config.go and backupbackingimage.go,
-config.go, lock.go) and DESIGN.md §4. Keys are relative to the store root, '/'-separated.
+Facts from longhorn/backupstore as longhorn/backing-image-manager v1.6.4 .. v1.12.1 vendor it
+(vendor/github.com/longhorn/backupstore/: backupbackingimage/config.go and
+backupbackingimage.go, types.go, util.go, lock.go; see docs/store.md). Keys are relative to
+the store root, '/'-separated.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -14,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput
-from longhorn_bi.engine.names import name_problem
+from longhorn_bi.engine.names import importable_name_problem, name_problem
 
 BLOCK_SIZE = 2 * 1024 * 1024
 SECTOR_SIZE = 512
@@ -48,13 +51,17 @@ def is_image_checksum(value: str) -> bool:
     return bool(_HEX128.match(value))
 
 
-def check_image_name(name: str) -> str:
-    """Refuse a name that could escape its folder ('/', '..', NUL) or that Longhorn refuses."""
-    problem = name_problem(name)
+def check_image_name(name: str, *, importable: bool = False) -> str:
+    """Refuse a name that could escape its folder ('/', '..', NUL) or that Longhorn refuses;
+    with `importable`, also one Longhorn could not import (names.importable_name_problem):
+    what we write must be importable, what others wrote must stay readable."""
+    problem = (importable_name_problem if importable else name_problem)(name)
     if problem:
         raise InvalidInput(
             f"backing image name {problem}",
-            hint="use lower-case letters, digits, '-', '_' or '.', e.g. --name parrot",
+            hint="use lower-case letters, digits, '-' and '.', at most 63, e.g. --name parrot"
+            if importable
+            else "use lower-case letters, digits, '-', '_' or '.', e.g. --name parrot",
         )
     return name
 
@@ -86,7 +93,7 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a cfg may list a few hundred thousand
 class BlockRef:
     offset: int
     checksum: str
@@ -141,43 +148,122 @@ class BackingImageCfg:
 
     @classmethod
     def from_json(cls, raw: bytes, *, where: str = "backing-image.cfg") -> BackingImageCfg:
-        try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict):
-                raise ValueError("not a JSON object")
-            labels = doc.get("Labels")
-            blocks = [
-                BlockRef(int(b["Offset"]), str(b["BlockChecksum"])) for b in doc.get("Blocks") or []
-            ]
-            cfg = cls(
-                name=str(doc.get("Name", "")),
-                size=int(doc.get("Size", 0)),
-                checksum=str(doc.get("Checksum", "")),
-                labels={str(k): str(v) for k, v in labels.items()}
-                if isinstance(labels, dict)
-                else None,
-                compression=str(doc.get("CompressionMethod", "")),
-                created=str(doc.get("CreatedTime", "")),
-                completed=str(doc.get("CompleteTime", "")),
-                secret=str(doc.get("Secret", "")),
-                secret_namespace=str(doc.get("SecretNamespace", "")),
-                block_count=int(doc.get("BlockCount", 0)),
-                blocks=blocks,
+        """Parse a cfg read from a store, which is input from outside: every field is
+        checked here, before a caller sizes anything by it (see `parse_cfg`)."""
+        return parse_cfg(cls, raw, where)
+
+
+def _fail(where: str, problem: str) -> BackupstoreError:
+    return BackupstoreError(
+        f"{where} is not a valid backing image config: {problem}",
+        hint="the backupstore holds a damaged or foreign backup; delete it or back up again",
+    )
+
+
+# Go writes Size and BlockCount as decimal strings (`json:",string"`) and Offset as a number;
+# 19 digits is the most an int64 has.
+_DECIMAL = re.compile(r"[0-9]{1,19}\Z")
+MAX_INT64 = (1 << 63) - 1
+
+
+def _int_field(doc: dict[str, Any], key: str, where: str, *, quoted: bool) -> int:
+    value = doc.get(key, "0" if quoted else 0)
+    if quoted and isinstance(value, str) and _DECIMAL.match(value):
+        number = int(value)
+    elif type(value) is int:  # not bool, not float
+        number = value
+    else:
+        return _bad_int(where, key, value)
+    if not 0 <= number <= MAX_INT64:
+        return _bad_int(where, key, value)
+    return number
+
+
+def _bad_int(where: str, key: str, value: object) -> int:
+    shown = repr(value)[:40]
+    raise _fail(where, f"{key} must be a non-negative whole number, got {shown}")
+
+
+def _str_field(doc: dict[str, Any], key: str, where: str) -> str:
+    value = doc.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _fail(where, f"{key} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _labels(doc: dict[str, Any], where: str) -> dict[str, str] | None:
+    labels = doc.get("Labels")
+    if labels is None:
+        return None
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise _fail(where, "Labels must map strings to strings")
+    return labels
+
+
+def _blocks(doc: dict[str, Any], size: int, where: str) -> list[BlockRef]:
+    entries = doc.get("Blocks") or []
+    if not isinstance(entries, list):
+        raise _fail(where, "Blocks must be a list")
+    if len(entries) > size // BLOCK_SIZE + 1:
+        raise _fail(where, f"{len(entries)} blocks cannot fit in Size {size}")
+    blocks = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise _fail(where, "every Blocks entry must be an object")
+        offset = entry.get("Offset", 0)
+        checksum = entry.get("BlockChecksum")
+        if type(offset) is not int or offset < 0 or offset % BLOCK_SIZE or offset >= size:
+            raise _fail(
+                where,
+                f"block Offset {repr(offset)[:40]} must be a multiple of {BLOCK_SIZE} "
+                f"at or above 0 and below Size {size}",
             )
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise BackupstoreError(f"{where} is not a valid backing image config: {exc}") from None
-        for ref in cfg.blocks:
-            if not is_block_name(ref.checksum) or ref.offset < 0 or ref.offset % BLOCK_SIZE:
-                raise BackupstoreError(
-                    f"{where} has an invalid block entry at offset {ref.offset}: {ref.checksum!r}"
-                )
-            if ref.offset >= cfg.size:
-                raise BackupstoreError(
-                    f"{where} has a block at offset {ref.offset} beyond Size {cfg.size}"
-                )
-        if cfg.compression_method not in COMPRESSION_METHODS:
-            raise BackupstoreError(f"{where} has unknown CompressionMethod {cfg.compression!r}")
-        return cfg
+        if not isinstance(checksum, str) or not is_block_name(checksum):
+            raise _fail(
+                where,
+                f"BlockChecksum at offset {offset} must be 64 lower-case hex characters, "
+                f"got {repr(checksum)[:80]}",
+            )
+        blocks.append(BlockRef(offset, checksum))
+    blocks.sort(key=lambda ref: ref.offset)
+    for before, after in itertools.pairwise(blocks):
+        if before.offset == after.offset:
+            raise _fail(where, f"two blocks at offset {after.offset}")
+    return blocks
+
+
+def parse_cfg(cls: type[BackingImageCfg], raw: bytes, where: str) -> BackingImageCfg:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise _fail(where, f"not JSON ({str(exc)[:80]})") from None
+    if not isinstance(doc, dict):
+        raise _fail(where, "not a JSON object")
+    size = _int_field(doc, "Size", where, quoted=True)
+    cfg = cls(
+        name=_str_field(doc, "Name", where),
+        size=size,
+        checksum=_str_field(doc, "Checksum", where),
+        labels=_labels(doc, where),
+        compression=_str_field(doc, "CompressionMethod", where),
+        created=_str_field(doc, "CreatedTime", where),
+        completed=_str_field(doc, "CompleteTime", where),
+        secret=_str_field(doc, "Secret", where),
+        secret_namespace=_str_field(doc, "SecretNamespace", where),
+        block_count=_int_field(doc, "BlockCount", where, quoted=True),
+        blocks=_blocks(doc, size, where),
+    )
+    if cfg.compression_method not in COMPRESSION_METHODS:
+        raise _fail(where, f"unknown CompressionMethod {cfg.compression[:40]!r}")
+    if cfg.checksum and not is_image_checksum(cfg.checksum):
+        raise _fail(where, "Checksum must be 128 lower-case hex characters (a SHA-512)")
+    if cfg.complete and size == 0:
+        raise _fail(where, "Size is 0")
+    return cfg
 
 
 def go_json(doc: Any) -> bytes:

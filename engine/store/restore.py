@@ -30,6 +30,7 @@ from longhorn_bi.engine.store.block_writer import OrderedWriter
 from longhorn_bi.engine.store.catalog import require_cfg
 from longhorn_bi.engine.store.drivers import StoreDriver, open_store
 from longhorn_bi.engine.store.layout import (
+    BLOCK_SIZE,
     BackingImageCfg,
     BlockRef,
     is_image_checksum,
@@ -84,12 +85,26 @@ def open_complete(store: StoreDriver, name: str) -> BackingImageCfg:
             f"the backup of {name!r} in {store.url} is not complete (no CompleteTime)",
             hint="wait for the backup to finish, or run the backup again",
         )
-    if cfg.size <= 0:
-        raise BackupstoreError(f"the backup of {name!r} records an invalid Size {cfg.size}")
-    for ref in cfg.blocks:
-        if ref.offset + 1 > cfg.size:
-            raise BackupstoreError(f"the backup of {name!r} has a block beyond its Size")
+    # layout.parse_cfg checked every field (Size, offsets, block names) already.
     return cfg
+
+
+def check_fits(cfg: BackingImageCfg, folder: Path) -> None:
+    """Refuse, before the output exists, an image its file system cannot hold: Size beyond
+    the file system, or more stored data than its free space (holes take no space)."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError as exc:
+        raise InvalidInput(f"--output folder {str(folder)!r}: {exc.strerror}") from None
+    capacity = fs.f_blocks * fs.f_frsize
+    free = fs.f_bavail * fs.f_frsize
+    data = min(cfg.size, len(cfg.blocks) * BLOCK_SIZE)
+    if cfg.size > capacity or data > free:
+        raise BackupstoreError(
+            f"the backup of {cfg.name!r} is a {cfg.size}-byte image with up to {data} bytes of "
+            f"data; the file system of {str(folder)!r} holds {capacity} bytes, {free} free",
+            hint="restore onto a larger file system, or check the backup's cfg (store inspect)",
+        )
 
 
 def restore_backup(
@@ -118,12 +133,14 @@ def restore_backup(
     own_store = store is None
     store = store or open_store(parsed.target, store_options)
     try:
-        cfg = open_complete(store, parsed.backing_image)
-        expected = checksum or cfg.checksum
+        # Locked before the cfg is read, as Longhorn's RestoreBackingImageBackup does.
         with BackupstoreLock(store, BACKUP_LOCK, lock_timings):
+            cfg = open_complete(store, parsed.backing_image)
+            check_fits(cfg, out.parent)
+            expected = checksum or cfg.checksum
             fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
             try:
-                os.ftruncate(fd, cfg.size)
+                _truncate(fd, cfg.size, out)
                 digest = _copy_blocks(store, cfg, fd, concurrent_limit, progress)
                 if expected and digest != expected:
                     source = "--checksum" if checksum else "the backup's recorded Checksum"
@@ -145,6 +162,16 @@ def restore_backup(
     finally:
         if own_store:
             store.close()
+
+
+def _truncate(fd: int, size: int, out: Path) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError as exc:  # EFBIG: beyond the file system's largest file
+        raise BackupstoreError(
+            f"cannot make {str(out)!r} {size} bytes long: {exc.strerror}",
+            hint="restore onto a file system that holds files this large",
+        ) from None
 
 
 def _copy_blocks(

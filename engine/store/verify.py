@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from longhorn_bi.engine.backup_url import parse_backup_url
-from longhorn_bi.engine.errors import BackupstoreError, IntegrityError
+from longhorn_bi.engine.errors import BackupstoreError, IntegrityError, InvalidInput
 from longhorn_bi.engine.store.block_io import (
     BufferPool,
     Data,
@@ -29,6 +29,8 @@ from longhorn_bi.engine.store.locks import (
     LockTimings,
 )
 from longhorn_bi.engine.store.restore import Progress, check_workers, open_complete
+
+DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: some 10 minutes of hashing, holes included
 
 
 @dataclass
@@ -55,49 +57,72 @@ def verify_backup(
     store_options: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     lock_timings: LockTimings = DEFAULT_TIMINGS,
+    max_size: int = DEFAULT_MAX_SIZE,
 ) -> VerifyResult:
-    """Read and check every block and the whole-image SHA-512; write nothing."""
+    """Read and check every block and the whole-image SHA-512; write nothing.
+
+    `max_size`: the largest image Size verified (the work grows with Size, holes included:
+    they are hashed as zeros); a larger one is refused before any block is read."""
     check_workers(concurrent_limit)
     parsed = parse_backup_url(url)
     own_store = store is None
     store = store or open_store(parsed.target, store_options)
     try:
-        cfg = open_complete(store, parsed.backing_image)
-        result = VerifyResult(url, cfg.name, cfg.size, len(cfg.blocks), cfg.checksum)
-        whole = hashlib.sha512()
-        position = 0
-
-        pool = BufferPool(window_for(concurrent_limit) + 1)
-
-        def fetch(ref: BlockRef) -> tuple[Data, bytearray | None]:
-            return fetch_block(store, ref, pool)
-
-        blocks = contextlib.closing(ordered_map(cfg.blocks, fetch, concurrent_limit))
-        with BackupstoreLock(store, BACKUP_LOCK, lock_timings), blocks as done:
-            for ref, future in done:
-                error = future.exception()
-                if error is not None:
-                    if not isinstance(error, IntegrityError | BackupstoreError):
-                        raise error
-                    result.bad_blocks.append((ref.offset, error.message))
-                    continue
-                data, buffer = future.result()
-                if ref.offset + len(data) > cfg.size or ref.offset < position:
-                    pool.put(buffer)
-                    result.bad_blocks.append((ref.offset, "block does not fit the image layout"))
-                    continue
-                hash_zeros(whole, ref.offset - position)
-                whole.update(data)
-                pool.put(buffer)
-                if progress is not None:
-                    progress(ref.offset + len(data) - position)
-                position = ref.offset + len(data)
-        if not result.bad_blocks:
-            hash_zeros(whole, cfg.size - position)
-            result.checksum = whole.hexdigest()
-        if progress is not None:
-            progress(max(0, cfg.size - position))
-        return result
+        # Locked before the cfg is read, as Longhorn's restore does.
+        with BackupstoreLock(store, BACKUP_LOCK, lock_timings):
+            return _verify(url, store, parsed.backing_image, concurrent_limit, progress, max_size)
     finally:
         if own_store:
             store.close()
+
+
+def _verify(
+    url: str,
+    store: StoreDriver,
+    name: str,
+    concurrent_limit: int,
+    progress: Progress | None,
+    max_size: int,
+) -> VerifyResult:
+    cfg = open_complete(store, name)
+    if cfg.size > max_size:
+        raise InvalidInput(
+            f"the backup of {name!r} records a Size of {cfg.size} bytes, over the limit of "
+            f"{max_size} bytes",
+            hint="raise the limit with --max-size if the image really is that large",
+        )
+    result = VerifyResult(url, cfg.name, cfg.size, len(cfg.blocks), cfg.checksum)
+    whole = hashlib.sha512()
+    position = 0
+
+    pool = BufferPool(window_for(concurrent_limit) + 1)
+
+    def fetch(ref: BlockRef) -> tuple[Data, bytearray | None]:
+        return fetch_block(store, ref, pool)
+
+    blocks = contextlib.closing(ordered_map(cfg.blocks, fetch, concurrent_limit))
+    with blocks as done:
+        for ref, future in done:
+            error = future.exception()
+            if error is not None:
+                if not isinstance(error, IntegrityError | BackupstoreError):
+                    raise error
+                result.bad_blocks.append((ref.offset, error.message))
+                continue
+            data, buffer = future.result()
+            if ref.offset + len(data) > cfg.size or ref.offset < position:
+                pool.put(buffer)
+                result.bad_blocks.append((ref.offset, "block does not fit the image layout"))
+                continue
+            hash_zeros(whole, ref.offset - position)
+            whole.update(data)
+            pool.put(buffer)
+            if progress is not None:
+                progress(ref.offset + len(data) - position)
+            position = ref.offset + len(data)
+    if not result.bad_blocks:
+        hash_zeros(whole, cfg.size - position)
+        result.checksum = whole.hexdigest()
+    if progress is not None:
+        progress(max(0, cfg.size - position))
+    return result

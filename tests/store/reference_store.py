@@ -1,7 +1,17 @@
-"""A Longhorn backing-image backupstore written straight from DESIGN.md §4.
+"""A Longhorn backing-image backupstore written straight from Longhorn's code.
 
 Independent of engine/: it uses lz4.frame, gzip and json directly, so that the reader is
-tested against the format as documented, not against our own writer.
+tested against Longhorn's format, not against our own writer. The facts, from
+longhorn/backing-image-manager v1.6.4 and v1.12.1, vendor/github.com/longhorn/backupstore/
+(backupstore commits 8de988de and e5f4ddc4):
+- types.go, util.go: 2 MiB blocks at `blocks/<2 hex>/<2 hex>/<name>.blk`;
+- util/util.go `GetChecksum`: a block's name is the first 64 hex of its SHA-512;
+  `newCompressionWriter`: one lz4 frame (pierrec/lz4 v4: 4 MB blocks, independent, content
+  checksum, no size) or gzip at the default level; "none" stores the bytes;
+- backupbackingimage/config.go: `backupstore/backing-images/backing-images/<name>/
+  backing-image.cfg`; backupbackingimage/backupbackingimage.go `BackupBackingImage`: the cfg
+  fields in order, Size and BlockCount as quoted int64 (`json:",string"`), Blocks omitted
+  when empty, an empty CompressionMethod read as gzip (older backups).
 """
 
 from __future__ import annotations

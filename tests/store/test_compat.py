@@ -1,4 +1,5 @@
-"""Compatibility with Longhorn's backing-image backupstore format (DESIGN.md §4)."""
+"""Compatibility with Longhorn's backing-image backupstore format (the facts and their place
+in Longhorn's code are in reference_store.py)."""
 
 from __future__ import annotations
 
@@ -262,7 +263,11 @@ def test_complete_backup_is_already_backed_up(tmp_path, fast_locks) -> None:
     store = RecordingStore(f"vfs://{root}", root)
     again = backup_image(image, f"vfs://{root}", "parrot", store=store, lock_timings=fast_locks)
     assert again.already and again.new_blocks == 0
-    assert store.writes == []
+    # The answer is given under the lock (lock.go: lock before reading), and nothing else
+    # is written: only the lock file, first waiting, then acquired, then removed.
+    assert [json.loads(body)["Acquired"] for _, body in store.writes] == [False, True]
+    assert all(key.endswith(".lck") for key, _ in store.writes)
+    assert not list((root / "backupstore/volumes").rglob("*.lck"))
 
 
 def test_dedup_against_blocks_of_another_image(tmp_path, fast_locks) -> None:

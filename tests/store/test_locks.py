@@ -103,16 +103,20 @@ def test_expired_delete_lock_is_ignored(tmp_path, fast_locks) -> None:
     assert not result.already and result.block_count == 2
 
 
-def test_blocks_collected_by_a_concurrent_delete_are_stored_again(tmp_path) -> None:
+def test_backup_waits_for_a_running_delete_before_it_reads_anything(tmp_path) -> None:
+    """lock.go: the lock comes before any read, so a delete that holds it finishes first;
+    its collected blocks are stored again, never assumed present."""
     image, content = _image(tmp_path, 3)
     root = tmp_path / "store"
     target = f"vfs://{root}"
     first = backup_image(image, target, "first", lock_timings=LockTimings(check_wait=0.01))
     blocks = sorted((root / "backupstore/backing-images/blocks").rglob("*.blk"))
     lock = _foreign_lock(root, 2, acquired=True)
+    seen: list[list[str]] = []
 
     def delete_runs() -> None:  # a delete that collects a block, then finishes
         time.sleep(0.3)
+        seen.append(sorted(p.name for p in (root / lock_dir()).glob("*.lck")))
         blocks[0].unlink()
         lock.unlink()
 
@@ -121,10 +125,28 @@ def test_blocks_collected_by_a_concurrent_delete_are_stored_again(tmp_path) -> N
     timings = LockTimings(check_wait=0.05, check_interval=0.1, max_wait=5)
     second = backup_image(image, target, "second", lock_timings=timings)
     collector.join()
-    assert second.new_blocks == 0  # everything was deduplicated before the block vanished
+    assert seen == [[lock.name]]  # our waiting lock was removed at once after each try
+    assert second.new_blocks == 1  # the collected block was stored again
     assert blocks[0].exists()
     assert verify_backup(second.url, lock_timings=timings).ok
     assert first.checksum == second.checksum == hashlib.sha512(content).hexdigest()
+
+
+def test_in_progress_cfg_of_a_live_writer_is_not_overwritten(tmp_path, fast_locks) -> None:
+    image, _ = _image(tmp_path, 2)
+    root = tmp_path / "store"
+    write_reference_store(root, [RefImage("parrot", bytes(BLOCK), [], complete=False)])
+    cfg_path = root / "backupstore/backing-images/backing-images/parrot/backing-image.cfg"
+    before = cfg_path.read_bytes()
+    writer = _foreign_lock(root, 1, acquired=True)  # another backup, still refreshing its lock
+    with pytest.raises(LockConflict, match="may still be writing"):
+        backup_image(image, f"vfs://{root}", "parrot", lock_timings=fast_locks)
+    assert cfg_path.read_bytes() == before
+    assert [p.name for p in (root / lock_dir()).glob("*.lck")] == [writer.name]
+    writer.unlink()  # its writer is gone: the backup is redone
+    result = backup_image(image, f"vfs://{root}", "parrot", lock_timings=fast_locks)
+    cfg = load_cfg(VfsStore(f"vfs://{root}", root), "parrot")
+    assert not result.already and cfg is not None and cfg.complete
 
 
 def _ref_store(root: Path) -> dict[str, RefImage]:

@@ -68,3 +68,25 @@ def check_key(key: str) -> str:
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise BackupstoreError(f"invalid backupstore key {key!r}")
     return key
+
+
+class TooLarge(BackupstoreError):
+    """An object is larger than anything of its kind can be: a damaged or hostile store."""
+
+
+def read_at_most(store: StoreDriver, key: str, limit: int) -> bytes:
+    """The whole object at `key`, refused (TooLarge) if it holds more than `limit` bytes,
+    without ever holding more than about `limit` bytes in memory.
+
+    A driver may offer `read_at_most(key, limit)` (one request that stops reading early);
+    otherwise the size is asked first."""
+    bounded = getattr(store, "read_at_most", None)
+    if bounded is not None:
+        data: bytes = bounded(key, limit)
+    else:
+        if store.size(key) > limit:
+            raise TooLarge(f"{key} is larger than {limit} bytes")
+        data = store.read(key)
+    if len(data) > limit:  # it grew in between, or a driver ignored the limit
+        raise TooLarge(f"{key} is larger than {limit} bytes")
+    return data

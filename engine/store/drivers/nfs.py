@@ -34,6 +34,11 @@ def mount_option_sets(target: BackupTarget) -> list[list[str]]:
     return [[f"nfsvers={version}", *DEFAULT_OPTIONS] for version in MINOR_VERSIONS]
 
 
+def mount_source(target: BackupTarget) -> str:
+    """`server:/export` as Longhorn mounts it (u.Host + u.Path): `[fd00::1]:/export`."""
+    return f"{target.host}:{target.path}"
+
+
 class NfsStore(VfsStore):
     """A vfs store on a mount point; unmounts what it mounted itself."""
 
@@ -67,7 +72,7 @@ def open_nfs_store(
     mount_command: Sequence[str] = ("mount",),
     umount_command: Sequence[str] = ("umount",),
 ) -> NfsStore:
-    source = f"{target.host}:{target.path}"
+    source = mount_source(target)
     if mount_point:
         root = Path(mount_point)
         if not root.is_dir():

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus, unquote
 
-from longhorn_bi.engine.backup_url import BackupTarget
+from longhorn_bi.engine.backup_url import BackupTarget, s3_key_prefix
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.store.drivers.base import check_key
+from longhorn_bi.engine.store.drivers.base import TooLarge, check_key
 
 T = TypeVar("T")
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
+# URLs that may carry credentials as userinfo (scheme://user:password@host).
+URL_VARS = ("AWS_ENDPOINTS", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 ATTEMPTS = 5  # ours, around botocore's own 4: a body cut while read is retried here
 BASE_DELAY = 0.05
@@ -40,28 +45,63 @@ _RETRY_CODES = {
     "RequestTimeout",
     "RequestTimeTooSkewed",
 }
+# The userinfo of an http(s) URL: `https://user:password@` becomes `https://***@`. (Not of
+# s3:// URLs, whose userinfo is the bucket.)
+_USERINFO = re.compile(r"(?i)(?<=http://)[^/?#@\s'\"]+@|(?<=https://)[^/?#@\s'\"]+@")
+
+
+def _forms(secret: str) -> set[str]:
+    """A secret as it may appear in a message: as is, decoded, and URL-encoded (either case)."""
+    forms = {secret, unquote(secret), quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in set(forms)}
+    return {form for form in forms if len(form) >= 3}
+
+
+def secret_values() -> list[str]:
+    """Every credential in the environment, in every form it may be printed in; longest first."""
+    found: set[str] = set()
+    for var in SECRET_VARS:
+        value = os.environ.get(var, "")
+        if len(value) >= 3:
+            found |= _forms(value)
+    for var in URL_VARS:
+        match = _USERINFO.search(os.environ.get(var, ""))
+        if match:
+            userinfo = match.group()[:-1]  # user:password, or a token alone
+            found |= _forms(userinfo) | _forms(userinfo.rpartition(":")[2])
+    return sorted(found, key=len, reverse=True)
 
 
 def redact(text: str) -> str:
-    """Replace the value of every credential variable (and proxy passwords) in `text`."""
-    for var in SECRET_VARS:
-        value = os.environ.get(var, "")
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    for var in PROXY_VARS:
-        value = os.environ.get(var, "")
-        if "@" in value:
-            text = text.replace(value, value.split("//", 1)[0] + "//***@" + value.rsplit("@", 1)[1])
+    """`text` without any credential: userinfo of any URL, and every known secret value."""
+    text = _USERINFO.sub("***@", text)
+    for value in secret_values():
+        text = text.replace(value, "***")
     return text
 
 
-def _env_flag(name: str) -> bool | None:
-    value = os.environ.get(name, "").strip().lower()
-    if value in ("", None):
-        return None
-    if value in ("true", "false"):
-        return value == "true"
-    raise InvalidInput(f"{name} must be 'true' or 'false'", hint=f"unset {name} for the default")
+def _redact_log_lines() -> None:
+    """Every log line (botocore and urllib3 log endpoints, proxies and headers at DEBUG)
+    goes through `redact`, whoever configured the logging: the record factory (called only
+    for records a logger will handle) formats and redacts each message once."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.msg, record.args = redact(record.getMessage()), None
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def _virtual_hosted_style() -> bool | None:
+    """VIRTUAL_HOSTED_STYLE as s3/s3_service.go compares it: exactly "true" or "false";
+    anything else counts as unset (v1.6.4 .. v1.12.1)."""
+    value = os.environ.get("VIRTUAL_HOSTED_STYLE", "")
+    return True if value == "true" else False if value == "false" else None
 
 
 class S3Store:
@@ -69,9 +109,10 @@ class S3Store:
         import boto3
         from botocore.config import Config
 
+        _redact_log_lines()
         self._url = target.url
         self.bucket = target.host
-        self.prefix = target.path.strip("/")
+        self.prefix = s3_key_prefix(target.path)
         key_id = os.environ.get("AWS_ACCESS_KEY_ID", "")
         secret = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
         if bool(key_id) != bool(secret):
@@ -79,8 +120,9 @@ class S3Store:
                 "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither",
                 hint="they are the keys of Longhorn's backup target credential secret",
             )
-        endpoint = os.environ.get("AWS_ENDPOINTS", "").strip() or None
-        virtual = _env_flag("VIRTUAL_HOSTED_STYLE")
+        # Read as s3/s3_service.go reads them: the endpoint as given, set when not empty.
+        endpoint = os.environ.get("AWS_ENDPOINTS", "") or None
+        virtual = _virtual_hosted_style()
         path_style = (not virtual) if virtual is not None else endpoint is not None
         region = target.region or os.environ.get("AWS_REGION") or "us-east-1"
         proxies = {
@@ -112,7 +154,16 @@ class S3Store:
             aws_secret_access_key=secret or None,
             aws_session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
         )
-        self.client: Any = session.client("s3", endpoint_url=endpoint, verify=verify, config=config)
+        try:
+            self.client: Any = session.client(
+                "s3", endpoint_url=endpoint, verify=verify, config=config
+            )
+        except ValueError:  # botocore: an endpoint that is not a URL
+            self.close()
+            raise InvalidInput(  # not echoed: it may hold a credential in a form not known
+                "AWS_ENDPOINTS is not a usable endpoint URL",
+                hint="give the endpoint as http(s)://host[:port], or unset AWS_ENDPOINTS",
+            ) from None
 
     @property
     def url(self) -> str:
@@ -178,6 +229,21 @@ class S3Store:
             body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
             with contextlib.closing(body):
                 return body.read()  # type: ignore[no-any-return]
+
+        return self._call(f"read of {key}", get)
+
+    def read_at_most(self, key: str, limit: int) -> bytes:
+        """The object, or TooLarge when it holds more than `limit` bytes: one GET whose body
+        is read no further than that (a hostile store may put anything where a block is)."""
+        full = self._key(key)
+
+        def get() -> bytes:
+            answer = self.client.get_object(Bucket=self.bucket, Key=full)
+            if int(answer.get("ContentLength", 0)) > limit:
+                answer["Body"].close()
+                raise TooLarge(f"{key} in {self._url} is larger than {limit} bytes")
+            with contextlib.closing(answer["Body"]) as body:
+                return body.read(limit + 1)  # type: ignore[no-any-return]
 
         return self._call(f"read of {key}", get)
 

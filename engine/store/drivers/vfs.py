@@ -7,11 +7,12 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import stat
 from pathlib import Path
 
 from longhorn_bi.engine.errors import BackupstoreError, NotFound
 from longhorn_bi.engine.store import direct_write
-from longhorn_bi.engine.store.drivers.base import check_key
+from longhorn_bi.engine.store.drivers.base import TooLarge, check_key
 from longhorn_bi.engine.store.layout import BLOCK_SIZE
 
 TMP_PREFIX = ".tmp-"
@@ -110,14 +111,23 @@ class VfsStore:
         except OSError as exc:
             raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
 
-    def read_into(self, key: str, buffer: bytearray) -> int:
-        """Read an object into `buffer`; its length, or -1 when it does not fit."""
+    def _open_regular(self, key: str) -> int:
+        """A read descriptor on the object; a folder, FIFO or device in its place (a
+        damaged or hostile store) is refused, and O_NONBLOCK keeps a FIFO from hanging."""
         try:
-            fd = os.open(os.path.join(self._root, check_key(key)), os.O_RDONLY)
+            fd = os.open(os.path.join(self._root, check_key(key)), os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise NotFound(f"{key} does not exist in {self._url}") from None
         except OSError as exc:
             raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise BackupstoreError(f"{key} in {self._url} is not a regular file")
+        return fd
+
+    def read_into(self, key: str, buffer: bytearray) -> int:
+        """Read an object into `buffer`; its length, or -1 when it does not fit."""
+        fd = self._open_regular(key)
         try:
             size = os.fstat(fd).st_size
             if size > len(buffer):
@@ -130,6 +140,19 @@ class VfsStore:
                     break
                 done += got
             return done
+        except OSError as exc:
+            raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
+    def read_at_most(self, key: str, limit: int) -> bytes:
+        """The object, or TooLarge when it holds more than `limit` bytes (nothing read)."""
+        fd = self._open_regular(key)
+        try:
+            if os.fstat(fd).st_size > limit:
+                raise TooLarge(f"{key} in {self._url} is larger than {limit} bytes")
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                return handle.read(limit + 1)
         except OSError as exc:
             raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
         finally:
