@@ -10,7 +10,9 @@ import re
 # matches before a final newline, Go's does not.
 LONGHORN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]+\Z")
 MAX_NAME_LENGTH = 253  # a Kubernetes object name (DNS subdomain)
-# Longhorn's mutator renames a BackingImage whose name is longer (datastore.NameMaximumLength).
+# Longhorn's BackingImage mutator (webhook/resources/backingimage/mutator.go, AutoCorrectName
+# with datastore.NameMaximumLength, v1.6.4 .. v1.12.1) lower-cases a longer name and cuts it to
+# this many characters with a hash suffix.
 MAX_LONGHORN_NAME = 40
 # Exactly the names name_problem accepts, in one C call: rules check names on every review.
 is_valid_name = re.compile(rf"[a-z0-9][a-z0-9_.-]{{1,{MAX_NAME_LENGTH - 1}}}\Z").match
@@ -54,11 +56,6 @@ def auto_corrected_name(name: str) -> str:
 #   most 63 characters). The loop returns at the first object it cannot create, so one such
 #   backup stops the sync of every backup listed after it.
 IMPORTABLE_NAME_LENGTH = 63
-# A stricter limit on BackingImage objects: longhorn-manager's mutator (webhook/resources/
-# backingimage/mutator.go, AutoCorrectName with datastore.NameMaximumLength, v1.6.4 ..
-# v1.12.1) lower-cases a longer name and cuts it to 40 characters with a hash suffix.
-BACKING_IMAGE_NAME_LENGTH = 40
-_IMPORTABLE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 
 
 def importable_name_problem(name: str) -> str | None:
@@ -74,7 +71,7 @@ def importable_name_problem(name: str) -> str | None:
             f"{name!r} is {len(name)} characters long: Longhorn imports backups named with at "
             f"most {IMPORTABLE_NAME_LENGTH} (the name becomes a label value)"
         )
-    if not _IMPORTABLE_NAME.match(name):
+    if not _DNS_SUBDOMAIN.match(name):
         return (
             f"{name!r} cannot be imported by Longhorn: it becomes a Kubernetes object name, so "
             "use lower-case letters, digits, '-' and '.' only ('_' is refused), starting and "
