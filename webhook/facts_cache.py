@@ -86,7 +86,8 @@ class ResourceSpec:
 
 
 def resources_for(version: LonghornVersion) -> tuple[ResourceSpec, ...]:
-    """The resources whose objects feed the rules, for a version line (DESIGN.md §2)."""
+    """The resources whose objects feed the rules, for a version line: BackupTargets from 1.8
+    (longhorn-manager v1.8.0 added the CRD), the backup-target Setting before."""
     if version.has_backup_target_crd:
         target = ResourceSpec("backuptargets", "BackupTarget")
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
@@ -269,7 +270,9 @@ def decide(
         # value on UPDATE (k8s.io/apiserver pkg/registry/rest BeforeCreate, BeforeUpdate).
         return AdmissionResponse(request.uid, True)
     new = with_request_identity(obj, request)
-    violations = evaluate(new, ctx)
+    # On UPDATE the rules also see the stored object (LHB109: fields Longhorn keeps as set).
+    stored = request.old_object if request.operation == "UPDATE" else None
+    violations = evaluate(new, ctx if stored is None else replace(ctx, previous=stored))
     if not violations:
         return AdmissionResponse(request.uid, True)
     existing: set[tuple[str, str]] = set()

@@ -27,8 +27,7 @@ CHECKED = {"BackingImage", "BackupBackingImage"}
 V16 = LonghornVersion(1, 6)
 # Rules a review cannot reach yet, and why.
 NOT_THROUGH_REVIEWS = {
-    # It compares with the stored object, which `decide` does not pass as
-    # RuleContext.previous yet (the webhook's UPDATE handling, issue 9 item 3).
+    # It compares with the stored object: an UPDATE, tested on its own below.
     "LHB109",
 }
 
@@ -154,3 +153,23 @@ async def test_one_message_lists_every_error_with_its_rule_id(aiohttp_client) ->
     message = (await resp.json())["response"]["status"]["message"]
     assert message.startswith("denied by longhorn-bi: [LHB103] spec.checksum: ")
     assert "; [LHB202] spec.sourceParameters.concurrent-limit: " in message
+
+
+@pytest.mark.asyncio
+async def test_an_update_that_changes_the_secret_is_denied(aiohttp_client) -> None:
+    # LHB109 needs the stored object, which decide passes to the rules on UPDATE only.
+    stored = backing_image()
+    stored["spec"]["secret"], stored["spec"]["secretNamespace"] = "key-1", "longhorn-system"
+    changed = backing_image()
+    changed["spec"]["secret"], changed["spec"]["secretNamespace"] = "key-2", "longhorn-system"
+    client = await aiohttp_client(
+        create_app(Settings(), StaticFacts(V112, cluster_facts()), Metrics())
+    )
+    resp = await client.post("/validate", json=review(changed, old=stored, operation="UPDATE"))
+    answer = (await resp.json())["response"]
+    assert answer["allowed"] is False
+    assert "[LHB109] spec.secret" in answer["status"]["message"]
+    # The same object unchanged is no violation of LHB109.
+    resp = await client.post("/validate", json=review(stored, old=stored, operation="UPDATE"))
+    answer = (await resp.json())["response"]
+    assert "LHB109" not in answer.get("status", {}).get("message", "")
