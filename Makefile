@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all install demo test unit lint typecheck bench e2e clean
+.PHONY: all install azurite demo test unit lint typecheck bench e2e clean
 
 all: test
 
@@ -18,6 +18,17 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	@touch $@
 
 install: $(STAMP)
+
+# Azurite, Azure Blob's emulator, for the azblob:// tests (npm; .ci/run installs it first).
+# 3.35.0: the last release that runs on Debian's Node 20 (3.36 needs Node 21, 3.37 Node 22).
+AZURITE_VERSION := 3.35.0
+AZURITE := .build/node/node_modules/.bin/azurite-blob
+$(AZURITE):
+	mkdir -p .build/node
+	npm install --prefix .build/node --no-audit --no-fund --no-save azurite@$(AZURITE_VERSION)
+	@touch $@
+
+azurite: $(AZURITE)
 
 demo: $(STAMP)
 	$(BIN)/python -m longhorn_bi.demo
