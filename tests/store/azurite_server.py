@@ -7,6 +7,7 @@ missing the Azure tests fail under CI (CI=true) and are skipped on a developer's
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from tests.store.targets import StoreTarget
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "lhbiaccount7"
 ACCOUNT_KEY = base64.b64encode(b"azure-Key/That+MustNeverShow!!").decode()
-_LISTENING = re.compile(r"listens on (http://127\.0\.0\.1:\d+)")
+_LISTENING = re.compile(r"listens on (https?://127\.0\.0\.1:\d+)")
 
 
 def azurite_binary() -> str | None:
@@ -43,35 +44,31 @@ def _missing() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The blob endpoint of an Azurite process that knows one account, ACCOUNT."""
+@contextlib.contextmanager
+def running_azurite(work: Path, *extra: str, on_disk: bool = False) -> Iterator[str]:
+    """An Azurite blob service on a free port of 127.0.0.1; yields its endpoint. Its data
+    stays in memory, or with `on_disk` in `work` (the benchmarks)."""
     binary = azurite_binary()
     if binary is None:
         _missing()
         raise AssertionError("unreachable")
-    work = tmp_path_factory.mktemp("azurite")
     log = work / "azurite.log"
     env = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{ACCOUNT_KEY}"}
     argv = [
         binary,
         *("--blobHost", "127.0.0.1", "--blobPort", "0"),
-        *("--skipApiVersionCheck", "--disableTelemetry", "--silent", "--inMemoryPersistence"),
+        *(("--location", str(work / "data")) if on_disk else ("--inMemoryPersistence",)),
+        *("--skipApiVersionCheck", "--disableTelemetry", "--silent", *extra),
     ]
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
-        endpoint = None
-        while endpoint is None:
-            found = _LISTENING.search(log.read_text(errors="replace"))
-            if found:
-                endpoint = found[1]
-            elif process.poll() is not None or time.monotonic() > deadline:
+        while not (found := _LISTENING.search(log.read_text(errors="replace"))):
+            if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"Azurite did not start: {log.read_text(errors='replace')[-2000:]}")
-            else:
-                time.sleep(0.05)
-        yield endpoint
+            time.sleep(0.05)
+        yield found[1]
     finally:
         process.terminate()
         try:
@@ -79,6 +76,13 @@ def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The blob endpoint of an Azurite process that knows one account, ACCOUNT."""
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as endpoint:
+        yield endpoint
 
 
 _container_counter = iter(range(1, 1_000_000))
@@ -92,7 +96,7 @@ def azure_env(endpoint: str) -> dict[str, str]:
     }
 
 
-def create_container(endpoint: str) -> str:
+def create_container(endpoint: str, ca_file: str | None = None) -> str:
     """A fresh container (Longhorn's driver never creates one); returns its name."""
     from azure.storage.blob import BlobServiceClient
 
@@ -100,6 +104,7 @@ def create_container(endpoint: str) -> str:
     service = BlobServiceClient(
         f"{endpoint}/{ACCOUNT}/",
         credential={"account_name": ACCOUNT, "account_key": ACCOUNT_KEY},
+        connection_verify=ca_file or True,
     )
     with service:
         service.create_container(name)
