@@ -181,6 +181,31 @@ class S3Store:
 
         return self._call(f"read of {key}", get)
 
+    def read_into(self, key: str, buffer: bytearray) -> int:
+        """Read an object into `buffer`; its length, or -1 when it does not fit. One ranged
+        GET of at most len(buffer)+1 bytes: an oversized object is never fetched whole."""
+        from botocore.exceptions import ClientError
+
+        full = self._key(key)
+
+        def get() -> int:
+            try:
+                answer = self.client.get_object(
+                    Bucket=self.bucket, Key=full, Range=f"bytes=0-{len(buffer)}"
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return 0  # a range from offset 0 fails only on an empty object
+                raise
+            with contextlib.closing(answer["Body"]) as body:
+                data: bytes = body.read()
+            if len(data) > len(buffer):
+                return -1
+            buffer[: len(data)] = data
+            return len(data)
+
+        return self._call(f"read of {key}", get)
+
     def write(
         self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
     ) -> None:
