@@ -85,6 +85,13 @@ def test_credentials_are_required_both(monkeypatch) -> None:
         open_store("azblob://c0ntainer@core.windows.net/")
 
 
+def test_a_key_that_is_not_base64_is_refused(monkeypatch) -> None:
+    monkeypatch.setenv("AZBLOB_ACCOUNT_NAME", ACCOUNT)
+    monkeypatch.setenv("AZBLOB_ACCOUNT_KEY", "not base64!")
+    with pytest.raises(InvalidInput, match="AZBLOB_ACCOUNT_KEY is not base64"):
+        open_store("azblob://c0ntainer@core.windows.net/")
+
+
 def test_a_cert_that_is_not_pem_is_refused(monkeypatch) -> None:
     monkeypatch.setenv("AZBLOB_ACCOUNT_NAME", ACCOUNT)
     monkeypatch.setenv("AZBLOB_ACCOUNT_KEY", ACCOUNT_KEY)

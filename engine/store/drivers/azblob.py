@@ -1,7 +1,8 @@
 """azblob:// driver: Azure Blob Storage through azure-storage-blob (imported when used).
 
 The URL and the variables are read as longhorn/backupstore reads them (azblob/azblob.go and
-azblob/azblob_service.go, v1.5.x to master ab5179e):
+azblob/azblob_service.go; unchanged in this from commit aa42d35 of 2023-05, which Longhorn
+1.5.0 shipped, to master ab5179e of 2026-08; backupstore has no release tags):
 
 - `azblob://container@endpoint-suffix/path` or `azblob://container/path`; the path is
   required; blob names are `filepath.Join(path, key)` (cleaned, no leading '/').
@@ -21,6 +22,8 @@ repeats a body cut short while it is read. Account name and key never reach a me
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import os
 import posixpath
@@ -36,8 +39,7 @@ from longhorn_bi.engine.store.drivers.retry import Transient, redact, with_retri
 
 T = TypeVar("T")
 SECRET_VARS = ("AZBLOB_ACCOUNT_KEY", "AZBLOB_ACCOUNT_NAME")
-AZURE_SUFFIX = "core.windows.net"
-POOL_SIZE = 32  # as many connections as the widest fan-out (--concurrency is at most 32)
+POOL_SIZE = 32  # connections kept: more than any usual --concurrency / --concurrent-limit
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -96,12 +98,15 @@ class AzureBlobStore:
                 "set both AZBLOB_ACCOUNT_NAME and AZBLOB_ACCOUNT_KEY for an azblob:// target",
                 hint="they are the keys of Longhorn's backup target credential secret",
             )
+        try:  # a shared key is base64, as Go's NewSharedKeyCredential also requires
+            base64.b64decode(key, validate=True)
+        except binascii.Error:
+            raise InvalidInput(
+                "AZBLOB_ACCOUNT_KEY is not base64",
+                hint="use one of the storage account's access keys, as the portal shows it",
+            ) from None
         endpoint = os.environ.get("AZBLOB_ENDPOINT", "").strip()
         account_url = service_url(target, account, endpoint)
-        self._cert_file: str | None = None
-        cert = os.environ.get("AZBLOB_CERT", "")
-        if cert.strip():
-            self._cert_file = _ca_bundle(cert)
         try:
             import requests
             from azure.core.pipeline.transport import RequestsTransport
@@ -111,6 +116,10 @@ class AzureBlobStore:
                 "azblob:// targets need the azure-storage-blob package",
                 hint="pip install azure-storage-blob",
             ) from None
+        self._cert_file: str | None = None
+        cert = os.environ.get("AZBLOB_CERT", "")
+        if cert.strip():
+            self._cert_file = _ca_bundle(cert)
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
         session.mount("http://", adapter)
@@ -263,7 +272,7 @@ class AzureBlobStore:
     def walk(self, prefix: str) -> list[str]:
         folder = self._folder(prefix)
         names = self._call(
-            f"list of {prefix}",
+            f"list of {prefix or 'the store root'}",
             lambda: list(self.container.list_blob_names(name_starts_with=folder)),
         )
         return sorted(str(name)[len(folder) :] for name in names)
@@ -271,7 +280,7 @@ class AzureBlobStore:
     def list(self, prefix: str) -> list[str]:
         folder = self._folder(prefix)
         items = self._call(
-            f"list of {prefix}",
+            f"list of {prefix or 'the store root'}",
             lambda: list(self.container.walk_blobs(name_starts_with=folder, delimiter="/")),
         )
         names = {str(item.name)[len(folder) :].rstrip("/") for item in items}
