@@ -22,13 +22,13 @@ install: $(STAMP)
 # Azurite, Azure Blob's emulator, for the azblob:// tests (npm; .ci/run installs it first).
 # 3.35.0: the last release that runs on Debian's Node 20 (3.36 needs Node 21, 3.37 Node 22).
 AZURITE_VERSION := 3.35.0
-AZURITE := .build/node/node_modules/.bin/azurite-blob
-$(AZURITE):
+AZURITE_STAMP := .build/node/.azurite-$(AZURITE_VERSION)
+$(AZURITE_STAMP):
 	mkdir -p .build/node
 	npm install --prefix .build/node --no-audit --no-fund --no-save azurite@$(AZURITE_VERSION)
 	@touch $@
 
-azurite: $(AZURITE)
+azurite: $(AZURITE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m longhorn_bi.demo

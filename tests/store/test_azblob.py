@@ -64,6 +64,11 @@ def test_service_url_is_what_longhorns_connection_string_resolves_to(
     assert service_url(parse_target(url), "acct", endpoint) == expected
 
 
+def test_an_endpoint_without_scheme_is_refused() -> None:
+    with pytest.raises(InvalidInput, match=r"AZBLOB_ENDPOINT '127\.0\.0\.1:10000' is not an http"):
+        service_url(parse_target("azblob://c0ntainer/p"), "acct", "127.0.0.1:10000")
+
+
 def test_no_suffix_and_no_endpoint_is_refused() -> None:
     # Longhorn would ask https://acct.blob./ here (EndpointSuffix= is set, empty).
     with pytest.raises(InvalidInput, match="AZBLOB_ENDPOINT is unset"):

@@ -46,6 +46,11 @@ _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 def service_url(target: BackupTarget, account: str, endpoint: str) -> str:
     """The blob service URL Longhorn's connection string resolves to (see module doc)."""
     if endpoint:
+        if not endpoint.startswith(("http://", "https://")):
+            raise InvalidInput(
+                f"AZBLOB_ENDPOINT {endpoint!r} is not an http:// or https:// URL",
+                hint="e.g. AZBLOB_ENDPOINT=http://azurite.example:10000",
+            )
         return f"{endpoint.rstrip('/')}/{account}/"
     if not target.region:
         raise InvalidInput(
