@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from longhorn_bi.engine.backup_url import BackupTarget
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, LonghornBIError, NotFound
-from longhorn_bi.engine.store.drivers.base import check_key
+from longhorn_bi.engine.store.drivers.base import check_key, fill
 from longhorn_bi.engine.store.drivers.retry import Transient, redact, with_retries
 
 T = TypeVar("T")
@@ -217,11 +217,10 @@ class AzureBlobStore:
         return self._call(f"read of {key}", get)
 
     def read_into(self, key: str, buffer: bytearray) -> int:
-        """Read an object into `buffer`; its length, or -1 when it does not fit. One ranged
-        GET of at most len(buffer)+1 bytes: an oversized object is never fetched whole."""
-        name = self._blob(key)
-
+        """One ranged Get Blob: see base.fill."""
         from azure.core.exceptions import HttpResponseError
+
+        name = self._blob(key)
 
         def get() -> int:
             try:
@@ -232,11 +231,7 @@ class AzureBlobStore:
                 if exc.status_code == 416:  # a range from offset 0 fails only on an empty blob
                     return 0
                 raise
-            data: bytes = downloader.readall()
-            if len(data) > len(buffer):
-                return -1
-            buffer[: len(data)] = data
-            return len(data)
+            return fill(buffer, downloader.readall())
 
         return self._call(f"read of {key}", get)
 

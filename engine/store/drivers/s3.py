@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from longhorn_bi.engine.backup_url import BackupTarget
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.store.drivers.base import check_key
+from longhorn_bi.engine.store.drivers.base import check_key, fill
 
 T = TypeVar("T")
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
@@ -182,8 +182,7 @@ class S3Store:
         return self._call(f"read of {key}", get)
 
     def read_into(self, key: str, buffer: bytearray) -> int:
-        """Read an object into `buffer`; its length, or -1 when it does not fit. One ranged
-        GET of at most len(buffer)+1 bytes: an oversized object is never fetched whole."""
+        """One ranged GetObject: see base.fill."""
         from botocore.exceptions import ClientError
 
         full = self._key(key)
@@ -198,11 +197,7 @@ class S3Store:
                     return 0  # a range from offset 0 fails only on an empty object
                 raise
             with contextlib.closing(answer["Body"]) as body:
-                data: bytes = body.read()
-            if len(data) > len(buffer):
-                return -1
-            buffer[: len(data)] = data
-            return len(data)
+                return fill(buffer, body.read())
 
         return self._call(f"read of {key}", get)
 
