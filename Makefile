@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all install lock demo test unit lint typecheck bench e2e clean
+.PHONY: all install lock azurite demo test unit lint typecheck bench e2e clean
 
 all: test
 
@@ -26,6 +26,17 @@ LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-ver
 lock: $(STAMP)
 	$(LOCK) pyproject.toml requirements/lock.in --extra dev --output-file requirements/lock.txt
 	$(LOCK) pyproject.toml --constraint requirements/lock.txt --output-file requirements/runtime.txt
+
+# Azurite, Azure Blob's emulator, for the azblob:// tests (npm; .ci/run installs it first).
+# 3.35.0: the last release that runs on Debian's Node 20 (3.36 needs Node 21, 3.37 Node 22).
+AZURITE_VERSION := 3.35.0
+AZURITE_STAMP := .build/node/.azurite-$(AZURITE_VERSION)
+$(AZURITE_STAMP):
+	mkdir -p .build/node
+	npm install --prefix .build/node --no-audit --no-fund --no-save azurite@$(AZURITE_VERSION)
+	@touch $@
+
+azurite: $(AZURITE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m longhorn_bi.demo

@@ -157,13 +157,7 @@ def _parse_target(url: str) -> BackupTarget:
             raise _fail(url, "needs a server and a share", "use cifs://server/share/path")
         return BackupTarget(url, scheme, parts.hostname, "", parts.path, query)
     if scheme == "azblob":
-        if not parts.username or not parts.hostname:
-            raise _fail(
-                url,
-                "needs a container and an endpoint",
-                "use azblob://container@core.windows.net/path/",
-            )
-        return BackupTarget(url, scheme, parts.username, parts.hostname, parts.path or "/", query)
+        return _parse_azblob(url, parts.username, parts.hostname, parts.path, query)
     # vfs: a local directory, always absolute
     if parts.netloc:
         raise _fail(
@@ -190,6 +184,31 @@ def _parse_s3(
             "end it with '/', e.g. s3://bucket@region/ or s3://bucket@region/path/",
         )
     return BackupTarget(url, "s3", bucket, region, path, query)
+
+
+# Azure's container names: 3-63 of [a-z0-9-], a letter or digit at both ends, no "--".
+_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]\Z").match
+
+
+def _parse_azblob(
+    url: str, user: str | None, host: str | None, path: str, query: tuple[tuple[str, str], ...]
+) -> BackupTarget:
+    # As longhorn/backupstore azblob/azblob.go reads it: azblob://container@suffix/path, or
+    # azblob://container/path (no suffix), and the path is required.
+    container, suffix = (user, host or "") if user is not None else (host, "")
+    if not container:
+        raise _fail(url, "has no container", "use azblob://container@core.windows.net/path/")
+    if not _CONTAINER(container):
+        raise _fail(
+            url,
+            f"has an invalid container name {container!r}",
+            "3-63 lower-case letters, digits or single '-', a letter or digit at both ends",
+        )
+    if not path:
+        raise _fail(
+            url, "has no path", "end it with '/' for the container's root: azblob://c@suffix/"
+        )
+    return BackupTarget(url, "azblob", container, suffix, path, query)
 
 
 def format_backup_url(target: str | BackupTarget, backing_image: str) -> str:

@@ -49,7 +49,8 @@ def store() -> None:
 
     Targets: vfs:///path (a local folder), s3://bucket@region/path/ (credentials from
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINTS, AWS_CERT, VIRTUAL_HOSTED_STYLE),
-    nfs://server:/export. The layout is Longhorn's own, so Longhorn restores these backups.
+    azblob://container@core.windows.net/path/ (AZBLOB_ACCOUNT_NAME, AZBLOB_ACCOUNT_KEY,
+    AZBLOB_ENDPOINT, AZBLOB_CERT), nfs://server:/export. The layout is Longhorn's own, so Longhorn restores these backups.
     """
 
 

@@ -3,9 +3,21 @@ from __future__ import annotations
 import pytest
 
 from longhorn_bi.engine.store.locks import LockTimings
-from tests.store.s3_server import moto_endpoint, s3_bucket
+from tests.store.azurite_server import azblob_container, azblob_store_target, azurite_endpoint
+from tests.store.s3_server import moto_endpoint, s3_bucket, s3_store_target
+from tests.store.targets import vfs_store_target
 
-__all__ = ["moto_endpoint", "s3_bucket"]  # fixtures shared by the store tests
+# fixtures shared by the store tests; each driver's `<scheme>_store_target` feeds the
+# driver contract suite (test_driver_contract.py)
+__all__ = [
+    "azblob_container",
+    "azblob_store_target",
+    "azurite_endpoint",
+    "moto_endpoint",
+    "s3_bucket",
+    "s3_store_target",
+    "vfs_store_target",
+]
 
 
 @pytest.fixture

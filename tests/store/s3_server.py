@@ -1,4 +1,5 @@
-"""S3 for the tests: a moto server on 127.0.0.1, and a fault-injecting HTTP proxy before it."""
+"""S3 for the tests: a moto server on 127.0.0.1, and a fault-injecting HTTP proxy that also
+stands before the other HTTP stores (Azurite): S3 and Azure answer errors in the same XML."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.store.targets import StoreTarget
 
 ACCESS_KEY = "AKIAEXAMPLEKEYID4242"
 SECRET_KEY = "s3cr3t-Value/That+MustNeverShow"
@@ -54,6 +57,21 @@ def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     )
     client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def s3_store_target(moto_endpoint: str, s3_bucket: str) -> Iterator[StoreTarget]:
+    env = {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_ENDPOINTS": moto_endpoint,
+    }
+    yield StoreTarget(
+        f"s3://{s3_bucket}@us-east-1/backups/",
+        env,
+        secrets=(SECRET_KEY,),
+        endpoint_var="AWS_ENDPOINTS",
+    )
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -176,7 +194,9 @@ class FaultProxy:
                 "server",
             ):
                 handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(data)))
+        # A HEAD answer has no body but the length of the object it describes.
+        length = answer.getheader("Content-Length") if handler.command == "HEAD" else None
+        handler.send_header("Content-Length", length or str(len(data)))
         handler.end_headers()
         if handler.command == "HEAD":
             return

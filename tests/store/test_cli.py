@@ -160,7 +160,11 @@ def test_verify_names_the_bad_offset_and_exits_1(tmp_path) -> None:
             "--checksum",
         ),
         (["store", "ls", "cifs://server/share/path"], "not supported yet"),
-        (["store", "ls", "azblob://c@core.windows.net/p/"], "not supported yet"),
+        (
+            ["store", "ls", "azblob://container@core.windows.net/p/"],
+            "set both AZBLOB_ACCOUNT_NAME and AZBLOB_ACCOUNT_KEY",
+        ),
+        (["store", "ls", "azblob://c@core.windows.net/p/"], "invalid container name 'c'"),
         (["store", "ls", "vfs://STORE/../etc"], "'..'"),
         (["store", "inspect", "vfs://STORE"], "backingImage"),
         (["checksum", "ftp://host/file"], "unsupported URL scheme"),

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from longhorn_bi.engine.backup_url import BackupTarget, parse_target
 from longhorn_bi.engine.errors import UnsupportedFeature
+from longhorn_bi.engine.store.drivers.azblob import AzureBlobStore
 from longhorn_bi.engine.store.drivers.base import StoreDriver
 from longhorn_bi.engine.store.drivers.nfs import open_nfs_store
 from longhorn_bi.engine.store.drivers.s3 import S3Store
@@ -29,9 +30,11 @@ def open_store(target: str | BackupTarget, options: Mapping[str, str] | None = N
         return VfsStore(target.url, target.path)
     if target.scheme == "s3":
         return S3Store(target)
+    if target.scheme == "azblob":
+        return AzureBlobStore(target)
     if target.scheme == "nfs":
         return open_nfs_store(target, mount_point=opts.get("mount_point"))
     raise UnsupportedFeature(
         f"{target.scheme}:// backup targets are not supported yet",
-        hint="use an s3://, nfs:// or vfs:// target for store commands",
+        hint="use an s3://, azblob://, nfs:// or vfs:// target for store commands",
     )

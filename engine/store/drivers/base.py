@@ -61,6 +61,16 @@ class StoreDriver(Protocol):
     def close(self) -> None: ...
 
 
+def fill(buffer: bytearray, data: bytes) -> int:
+    """What a driver's optional `read_into(key, buffer)` returns once it has fetched `data`
+    with a range of len(buffer)+1 bytes (so that an oversized object is never fetched
+    whole): the length, copied into `buffer`, or -1 when the object does not fit."""
+    if len(data) > len(buffer):
+        return -1
+    buffer[: len(data)] = data
+    return len(data)
+
+
 def check_key(key: str) -> str:
     """Refuse keys that could leave the store root."""
     if not key or key.startswith("/") or "\x00" in key or "\\" in key:

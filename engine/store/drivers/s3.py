@@ -26,7 +26,7 @@ from urllib.parse import quote, quote_plus, unquote
 
 from longhorn_bi.engine.backup_url import BackupTarget, s3_key_prefix
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.store.drivers.base import TooLarge, check_key
+from longhorn_bi.engine.store.drivers.base import TooLarge, check_key, fill
 
 T = TypeVar("T")
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
@@ -244,6 +244,26 @@ class S3Store:
                 raise TooLarge(f"{key} in {self._url} is larger than {limit} bytes")
             with contextlib.closing(answer["Body"]) as body:
                 return body.read(limit + 1)  # type: ignore[no-any-return]
+
+        return self._call(f"read of {key}", get)
+
+    def read_into(self, key: str, buffer: bytearray) -> int:
+        """One ranged GetObject: see base.fill."""
+        from botocore.exceptions import ClientError
+
+        full = self._key(key)
+
+        def get() -> int:
+            try:
+                answer = self.client.get_object(
+                    Bucket=self.bucket, Key=full, Range=f"bytes=0-{len(buffer)}"
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return 0  # a range from offset 0 fails only on an empty object
+                raise
+            with contextlib.closing(answer["Body"]) as body:
+                return fill(buffer, body.read())
 
         return self._call(f"read of {key}", get)
 
