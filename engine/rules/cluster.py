@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, BackupTargetFact, backup_image_name
+from longhorn_bi.engine.rules.backup import backup_to_make
 from longhorn_bi.engine.rules.base import (
     Finding,
     Manifest,
@@ -135,8 +136,10 @@ def check_target_configured(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 def check_image_exists(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The backing image a backup names must exist: Longhorn fails the backup otherwise. A
     v2 image cannot be backed up (refused from 1.8). Without a ready copy the backup fails up
-    to 1.9.1; from 1.9.2 Longhorn waits for one, so from the 1.9 line that is a warning."""
-    if ctx.facts.backing_images is None:
+    to 1.9.1; from 1.9.2 Longhorn waits for one, so from the 1.9 line that is a warning.
+    Only a backup still to be made needs its image: Longhorn checks it on CREATE, and a
+    finished backup (Completed, Error) outlives its image."""
+    if ctx.facts.backing_images is None or not backup_to_make(m):
         return
     image_name = backup_image_name(m.obj, ctx.version)
     if not image_name:
