@@ -97,7 +97,7 @@ def check_target_configured(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A backup needs its backup target (a BackupTarget from 1.8, the backup-target setting
     before) to have a URL, or it waits for ever. From 1.8 a backupTargetName that does not
     exist is silently replaced by "default" (a warning). A target that is not available is
-    refused by Longhorn from 1.10 (and 1.9.3); before, the backup waits, so a warning."""
+    refused by Longhorn from 1.10 (and 1.9.2); before, the backup waits, so a warning."""
     if ctx.facts.backup_targets is None:
         return
     findings, target = _chosen_target(m, ctx)
