@@ -154,6 +154,16 @@ def _target_fact(obj: Mapping[str, Any]) -> BackupTargetFact:
     )
 
 
+def _encrypting_secret(spec: Mapping[str, Any]) -> str:
+    """The key's secret of a clone with encryption encrypt: Longhorn's data source controller
+    copies it to spec.secret, which marks the image encrypted (longhorn-manager
+    controller/backing_image_data_source_controller.go, 1.7-1.12)."""
+    params = _mapping(spec.get("sourceParameters"))
+    if spec.get("sourceType") == "clone" and params.get("encryption") == "encrypt":
+        return _text(params.get("secret"))
+    return ""
+
+
 def _image_fact(obj: Mapping[str, Any]) -> BackingImageFact:
     status = _mapping(obj.get("status"))
     disks = _mapping(status.get("diskFileStatusMap"))
@@ -165,7 +175,7 @@ def _image_fact(obj: Mapping[str, Any]) -> BackingImageFact:
         checksum=_text(status.get("checksum")) or _text(spec.get("checksum")),
         ready=ready,
         data_engine=_text(spec.get("dataEngine")) or "v1",
-        secret=_text(spec.get("secret")),
+        secret=_text(spec.get("secret")) or _encrypting_secret(spec),
         has_status_checksum=bool(_text(status.get("checksum"))) if "status" in obj else None,
     )
 

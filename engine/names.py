@@ -20,6 +20,8 @@ is_valid_name = re.compile(rf"[a-z0-9][a-z0-9_.-]{{1,{MAX_NAME_LENGTH - 1}}}\Z")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)\Z")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
+# The API server's syntax for object names (length apart): see object_name_problem.
+is_object_name = _DNS_SUBDOMAIN.match
 
 
 def name_problem(name: str) -> str | None:
@@ -32,6 +34,23 @@ def name_problem(name: str) -> str | None:
         return (
             f"{name!r} must be at least 2 characters of lower-case letters, digits, '-', '_' "
             "or '.', starting with a letter or digit"
+        )
+    return None
+
+
+def object_name_problem(name: str) -> str | None:
+    """Why the API server refuses `name` for a custom resource, or None. It must be a DNS-1123
+    subdomain (apiextensions-apiserver's customResourceValidator, NameIsDNSSubdomain), checked
+    after mutating admission (so after Longhorn lower-cases a BackingImage name) and before
+    validating admission: stricter than Longhorn's own syntax, which allows '_'."""
+    if not name:
+        return "is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"is {len(name)} characters long, over the limit of {MAX_NAME_LENGTH}"
+    if not _DNS_SUBDOMAIN.match(name):
+        return (
+            f"{name!r} is no Kubernetes object name: lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit ('_' is not allowed)"
         )
     return None
 

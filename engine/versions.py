@@ -38,7 +38,8 @@ class LonghornVersion:
     # v1.9.2+ waits for a ready copy before backing up (1.9.0/1.9.1 failed the backup), so
     # from the 1.9 line a missing ready copy is no certain failure.
     backup_waits_for_ready_copy: bool = field(init=False, repr=False, compare=False)
-    # v1.10+ deny a backup to an unavailable target (so does 1.9.3, but not 1.9.0-1.9.2).
+    # v1.10+ deny a backup to an unavailable target (so do 1.9.2 and 1.9.3, but not 1.9.0 and
+    # 1.9.1: the 1.9 line warns, never refusing what a 1.9.x accepts).
     rejects_backup_to_unavailable_target: bool = field(init=False, repr=False, compare=False)
     # v1.12+ deny creating a v2 BackingImage.
     rejects_v2_backing_image: bool = field(init=False, repr=False, compare=False)

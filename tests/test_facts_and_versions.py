@@ -84,6 +84,25 @@ def test_backup_and_image_status_become_facts() -> None:
     )
 
 
+def test_an_encrypting_clone_is_encrypted_once_made() -> None:
+    # Longhorn's data source controller copies the key's secret to spec.secret: a decrypting
+    # clone of it, applied in the same files, must find the source encrypted.
+    params = {"backing-image": "parrot", "encryption": "encrypt", "secret": "key"}
+    clone = obj(
+        "BackingImage", "parrot-enc", spec={"sourceType": "clone", "sourceParameters": params}
+    )
+    plain = obj(
+        "BackingImage",
+        "parrot-copy",
+        spec={"sourceType": "clone", "sourceParameters": {**params, "encryption": "ignore"}},
+    )
+    facts = facts_from_objects([clone, plain], V112)
+    assert [(f.name, f.secret) for f in facts.backing_images or ()] == [
+        ("parrot-enc", "key"),
+        ("parrot-copy", ""),
+    ]
+
+
 def test_merged_facts_prefer_the_second_source() -> None:
     files = ClusterFacts(backing_images=(BackingImageFact("a", "1"), BackingImageFact("b")))
     cluster = ClusterFacts(

@@ -10,6 +10,7 @@ from longhorn_bi.engine.rules.base import (
     Manifest,
     RuleContext,
     Severity,
+    as_mapping,
     as_text,
     crds,
     manager,
@@ -18,6 +19,16 @@ from longhorn_bi.engine.rules.base import (
 
 BBI = {"BackupBackingImage"}
 CONTROLLER = "controller/backup_backing_image_controller.go"
+FINAL_STATES = frozenset({"Completed", "Error", "Unknown"})
+
+
+def backup_to_make(m: Manifest) -> bool:
+    """Whether Longhorn still has to make this backup: only then does its controller look up
+    the backing image (a user-created backup never synced and not Completed, Error or
+    Unknown: controller/backup_backing_image_controller.go, 1.6-1.12). A finished backup,
+    e.g. one the 1.8 upgrade rewrites, outlives its image. A CREATE has no status."""
+    status = as_mapping(m.obj.get("status"))
+    return not status.get("lastSyncedAt") and status.get("state") not in FINAL_STATES
 
 
 @rule(
@@ -43,11 +54,17 @@ def check_user_created(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     Severity.ERROR,
     BBI,
     "the backup names its backing image",
-    source=(crds("1.8-1.12"), manager(CONTROLLER, "1.8-1.12")),
+    source=(
+        crds("1.8-1.12"),
+        manager(CONTROLLER, "1.8-1.12"),
+        manager("upgrade/v17xto180/upgrade.go", "1.8"),
+    ),
 )
 def check_backing_image_field(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """From Longhorn 1.8 the CRD requires `spec.backingImage`, the name of the image to back
-    up. (Before 1.8 the field does not exist: see LHB303.)"""
+    up; a backup still to be made fails without a valid one. A finished backup may hold an
+    empty one: the 1.8 upgrade copies it from status.backingImage, empty when the backup never
+    completed. (Before 1.8 the field does not exist: see LHB303.)"""
     if not ctx.version.backup_has_backing_image_field:
         return
     value = m.spec.get("backingImage")
@@ -57,7 +74,7 @@ def check_backing_image_field(m: Manifest, ctx: RuleContext) -> Iterator[Finding
             f"spec.backingImage is required in Longhorn {ctx.version}; set it to the name of the "
             "backing image to back up",
         )
-    elif isinstance(value, str):
+    elif isinstance(value, str) and backup_to_make(m):
         problem = name_problem(value)
         if problem:
             yield Finding(("spec", "backingImage"), f"backingImage {problem}")

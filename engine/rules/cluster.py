@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, BackupTargetFact, backup_image_name
+from longhorn_bi.engine.rules.backup import backup_to_make
 from longhorn_bi.engine.rules.base import (
     Finding,
     Manifest,
@@ -96,7 +97,7 @@ def check_target_configured(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A backup needs its backup target (a BackupTarget from 1.8, the backup-target setting
     before) to have a URL, or it waits for ever. From 1.8 a backupTargetName that does not
     exist is silently replaced by "default" (a warning). A target that is not available is
-    refused by Longhorn from 1.10 (and 1.9.3); before, the backup waits, so a warning."""
+    refused by Longhorn from 1.10 (and 1.9.2); before, the backup waits, so a warning."""
     if ctx.facts.backup_targets is None:
         return
     findings, target = _chosen_target(m, ctx)
@@ -135,8 +136,10 @@ def check_target_configured(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 def check_image_exists(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The backing image a backup names must exist: Longhorn fails the backup otherwise. A
     v2 image cannot be backed up (refused from 1.8). Without a ready copy the backup fails up
-    to 1.9.1; from 1.9.2 Longhorn waits for one, so from the 1.9 line that is a warning."""
-    if ctx.facts.backing_images is None:
+    to 1.9.1; from 1.9.2 Longhorn waits for one, so from the 1.9 line that is a warning.
+    Only a backup still to be made needs its image: Longhorn checks it on CREATE, and a
+    finished backup (Completed, Error) outlives its image."""
+    if ctx.facts.backing_images is None or not backup_to_make(m):
         return
     image_name = backup_image_name(m.obj, ctx.version)
     if not image_name:

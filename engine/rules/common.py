@@ -9,10 +9,12 @@ from typing import Any
 from longhorn_bi.engine.names import (
     MAX_LONGHORN_NAME,
     auto_corrected_name,
+    is_object_name,
     is_valid_name,
     label_key_problem,
     label_value_problem,
     name_problem,
+    object_name_problem,
     plainly_valid_label,
     plainly_valid_label_key,
 )
@@ -111,34 +113,47 @@ def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     "object-name",
     Severity.ERROR,
     IMAGE_KINDS,
-    "metadata.name is a valid Longhorn name",
+    "metadata.name is a name Longhorn and the API server accept",
     source=(
-        manager("webhook/resources/backingimage/validator.go", "1.6-1.12"),
         manager("webhook/resources/backingimage/mutator.go", "1.6-1.12"),
+        manager("webhook/resources/backingimage/validator.go", "1.6-1.12"),
         manager("util/util.go", "1.6-1.12"),
+        crds("1.6-1.12"),
     ),
 )
 def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
-    """Backing images and their backups share Longhorn's name syntax:
-    `^[a-z0-9][a-z0-9_.-]+$`. Longhorn's mutator renames a BackingImage whose name has
-    upper-case letters (lowered) or is over 40 characters (cut, plus a hash): accepted, but
-    the object then differs from the manifest (GitOps drift), so a warning."""
+    """The API server refuses a custom resource whose name is no DNS-1123 subdomain (no `_`,
+    no upper case), after mutating admission. Longhorn's mutator first renames a
+    BackingImage: lower-cased, and cut to 40 characters plus a hash when longer; its
+    validator then wants `^[a-z0-9][a-z0-9_.-]+$`. A rename is accepted, but the object then
+    differs from the manifest (GitOps drift), so a warning. Longhorn checks no
+    BackupBackingImage name: only the API server's rule applies to those."""
     name = m.metadata.get("name")
     if name is None:
         yield Finding(("metadata",), "metadata.name is missing; give the object a name")
         return
-    if not isinstance(name, str) or (is_valid_name(name) and len(name) <= MAX_LONGHORN_NAME):
+    if not isinstance(name, str) or (
+        is_valid_name(name) and is_object_name(name) and len(name) <= MAX_LONGHORN_NAME
+    ):
         return
-    if m.kind == "BackingImage" and is_valid_name(name.lower()):
+    if m.kind != "BackingImage":
+        problem = object_name_problem(name)
+        if problem:
+            yield Finding(("metadata", "name"), f"the name {problem}")
+        return
+    stored = auto_corrected_name(name)
+    problem = name_problem(stored) or object_name_problem(stored)
+    renamed = f" (Longhorn renames it {stored!r})" if stored != name else ""
+    if problem:
+        yield Finding(("metadata", "name"), f"the name {problem}{renamed}")
+    elif renamed:
         yield Finding(
             ("metadata", "name"),
-            f"Longhorn renames {name!r} to {auto_corrected_name(name)!r} (names are lower-cased "
-            f"and cut to {MAX_LONGHORN_NAME} characters); use that name so that the object "
-            "matches the manifest",
+            f"Longhorn renames {name!r} to {stored!r} (names are lower-cased and cut to "
+            f"{MAX_LONGHORN_NAME} characters); use that name so that the object matches the "
+            "manifest",
             Severity.WARNING,
         )
-    elif not is_valid_name(name):
-        yield Finding(("metadata", "name"), f"the name {name_problem(name)}")
 
 
 def _label_findings(labels: Mapping[Any, Any], base: tuple[str, ...]) -> Iterator[Finding]:
