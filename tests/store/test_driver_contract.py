@@ -202,21 +202,17 @@ def test_deletes(store) -> None:
 
 
 def test_locks(store, fast_locks) -> None:
-    first = BackupstoreLock(store, BACKUP_LOCK, fast_locks).start()
-    second = BackupstoreLock(store, BACKUP_LOCK, fast_locks).start()
+    first = BackupstoreLock(store, BACKUP_LOCK, fast_locks).acquire()
+    second = BackupstoreLock(store, BACKUP_LOCK, fast_locks).acquire()  # backups and restores share
     try:
-        first.wait_acquired()
-        second.wait_acquired()  # backups and restores share
         stored = sorted(store.list(lock_dir()))
         assert stored == sorted(f"{lock.name}.lck" for lock in (first, second))
         body = json.loads(store.read(f"{lock_dir()}/{first.name}.lck"))
         assert body == {"Name": first.name, "Type": BACKUP_LOCK, "Acquired": True}
-        delete = BackupstoreLock(store, DELETION_LOCK, fast_locks).start()
-        try:
-            with pytest.raises(LockConflict):
-                delete.wait_acquired()
-        finally:
-            delete.release()
+        # A delete gives way to the acquired backups, and its unacquired file goes at once.
+        with pytest.raises(LockConflict):
+            BackupstoreLock(store, DELETION_LOCK, fast_locks).acquire()
+        assert sorted(store.list(lock_dir())) == stored
     finally:
         first.release()
         second.release()
