@@ -3,9 +3,11 @@ from __future__ import annotations
 import pytest
 
 from longhorn_bi.engine.store.locks import LockTimings
+from tests.store.cifs_server import cifs_store_target, samba_server
 from tests.store.s3_server import moto_endpoint, s3_bucket
 
-__all__ = ["moto_endpoint", "s3_bucket"]  # fixtures shared by the store tests
+# fixtures shared by the store tests
+__all__ = ["cifs_store_target", "moto_endpoint", "s3_bucket", "samba_server"]
 
 
 @pytest.fixture

@@ -1,0 +1,188 @@
+"""CIFS for the tests: a real Samba server (Debian's `samba` package) on 127.0.0.1.
+
+Everything it uses is private to one temporary folder: smb.conf, the lock, state, cache and
+pid folders, the password database (tdbsam) with one user, and two shares: `backups` and the
+hidden share `hidden$`. Only smbd runs (no nmbd, no winbind), on a free port. Without smbd
+the tests skip on a developer's machine and fail in CI (CI=true), where .ci/run installs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.store.targets import StoreTarget
+
+USERNAME = "lhbi-cifs"  # mapped to the local user that runs smbd (smbpasswd needs one)
+SHARE = "backups"
+HIDDEN_SHARE = "hidden$"
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class SambaServer:
+    port: int
+    password: str
+    share_dir: Path  # the folder behind \\127.0.0.1\backups
+    hidden_dir: Path  # the folder behind \\127.0.0.1\hidden$
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"CIFS_USERNAME": USERNAME, "CIFS_PASSWORD": self.password}
+
+    def url(self, path: str, share: str = SHARE) -> str:
+        return f"cifs://127.0.0.1/{share}/{path}?cifsOptions=port={self.port}"
+
+
+def _unavailable(reason: str) -> None:
+    """No Samba here: a failure in CI (which must test CIFS), a skip on a developer machine."""
+    message = f"{reason}: the CIFS tests need Samba (apt-get install -y samba; .ci/run does it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _config(base: Path, port: int) -> str:
+    folders = {
+        name: base / name for name in ("lock", "state", "cache", "pid", "private", "ncalrpc")
+    }
+    for folder in folders.values():
+        folder.mkdir()
+    for share in (SHARE, "hidden"):
+        (base / share).mkdir()
+    (base / "users.map").write_text(f"{pwd.getpwuid(os.geteuid()).pw_name} = {USERNAME}\n")
+    return f"""[global]
+  server role = standalone server
+  netbios name = LHBITEST
+  disable netbios = yes
+  smb ports = {port}
+  interfaces = 127.0.0.1
+  bind interfaces only = yes
+  lock directory = {folders["lock"]}
+  state directory = {folders["state"]}
+  cache directory = {folders["cache"]}
+  pid directory = {folders["pid"]}
+  private dir = {folders["private"]}
+  ncalrpc dir = {folders["ncalrpc"]}
+  log file = {base}/log.%m
+  passdb backend = tdbsam:{base}/passdb.tdb
+  username map = {base}/users.map
+  server min protocol = SMB2_10
+  load printers = no
+  printing = bsd
+  printcap name = /dev/null
+  disable spoolss = yes
+[{SHARE}]
+  path = {base / SHARE}
+  read only = no
+[{HIDDEN_SHARE}]
+  path = {base / "hidden"}
+  read only = no
+  browseable = no
+"""
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            pytest.fail(f"smbd exited with {process.returncode} at start:\n{tail}", pytrace=False)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"smbd did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop smbd and the children it forked per connection: its own process group, which
+    it leads (started by us in a new session), by that id."""
+    if process.stdin:
+        process.stdin.close()  # smbd -F also ends when its standard input closes
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # children still serving a connection
+
+
+@pytest.fixture(scope="session")
+def samba_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaServer]:
+    smbd, smbpasswd = _tool("smbd"), _tool("smbpasswd")
+    if smbd is None or smbpasswd is None:
+        _unavailable("smbd or smbpasswd is not installed")
+        raise AssertionError("unreachable")
+    if os.geteuid() != 0 and os.environ.get("CI") != "true":
+        pytest.skip("smbd needs root to serve files as the logged-on user")
+    base = tmp_path_factory.mktemp("samba")
+    port = _free_port()
+    conf = base / "smb.conf"
+    conf.write_text(_config(base, port))
+    password = "Cifs-" + secrets.token_urlsafe(12)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    subprocess.run(
+        [smbpasswd, "-c", str(conf), "-a", "-s", user],
+        input=f"{password}\n{password}\n".encode(),
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    log = base / "smbd.out"
+    with open(log, "wb") as out:
+        # smbd -F ends when its standard input closes: a pipe that stays open until _stop.
+        # Its own session: when smbd stops it signals its whole process group (kill(0, ...)),
+        # which must not be pytest's.
+        process = subprocess.Popen(
+            [smbd, "-F", "--no-process-group", "--debug-stdout", "-s", str(conf)],
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for_port(port, process, log)
+        yield SambaServer(port, password, base / SHARE, base / "hidden")
+    finally:
+        _stop(process)
+
+
+_folders = itertools.count(1)
+
+
+@pytest.fixture
+def cifs_store_target(samba_server: SambaServer, monkeypatch: pytest.MonkeyPatch) -> StoreTarget:
+    """A fresh, not yet existing folder of the Samba share as a cifs:// target, with
+    Longhorn's credential keys; the environment carries them too (as for s3_bucket)."""
+    target = StoreTarget(samba_server.url(f"store-{next(_folders)}"), samba_server.env)
+    for name, value in target.env.items():
+        monkeypatch.setenv(name, value)
+    return target
