@@ -47,14 +47,6 @@ class SambaServer:
         return f"cifs://127.0.0.1/{share}/{path}?cifsOptions=port={self.port}"
 
 
-def _unavailable(reason: str) -> None:
-    """No Samba here: a failure in CI (which must test CIFS), a skip on a developer machine."""
-    message = f"{reason}: the CIFS tests need Samba (apt-get install -y samba; .ci/run does it)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 def _tool(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
 
@@ -106,18 +98,22 @@ def _config(base: Path, port: int) -> str:
 """
 
 
+class SambaUnavailable(Exception):
+    """smbd cannot run here (not installed, or not root)."""
+
+
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:]
-            pytest.fail(f"smbd exited with {process.returncode} at start:\n{tail}", pytrace=False)
+            raise RuntimeError(f"smbd exited with {process.returncode} at start:\n{tail}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
             time.sleep(0.05)
-    pytest.fail(f"smbd did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
+    raise RuntimeError(f"smbd did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -135,15 +131,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)  # children still serving a connection
 
 
-@pytest.fixture(scope="session")
-def samba_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaServer]:
+@contextlib.contextmanager
+def run_samba(base: Path) -> Iterator[SambaServer]:
+    """smbd serving two shares of the empty folder `base`, until the block ends."""
     smbd, smbpasswd = _tool("smbd"), _tool("smbpasswd")
     if smbd is None or smbpasswd is None:
-        _unavailable("smbd or smbpasswd is not installed")
-        raise AssertionError("unreachable")
-    if os.geteuid() != 0 and os.environ.get("CI") != "true":
-        pytest.skip("smbd needs root to serve files as the logged-on user")
-    base = tmp_path_factory.mktemp("samba")
+        raise SambaUnavailable("smbd or smbpasswd is not installed")
+    if os.geteuid() != 0:
+        raise SambaUnavailable("smbd needs root to serve files as the logged-on user")
     port = _free_port()
     conf = base / "smb.conf"
     conf.write_text(_config(base, port))
@@ -173,6 +168,20 @@ def samba_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaServ
         yield SambaServer(port, password, base / SHARE, base / "hidden")
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def samba_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaServer]:
+    """Samba on 127.0.0.1 for the whole session. Absent: CI (CI=true) fails, where .ci/run
+    installs it; a developer's machine skips."""
+    try:
+        with run_samba(tmp_path_factory.mktemp("samba")) as server:
+            yield server
+    except SambaUnavailable as exc:
+        message = f"{exc}: the CIFS tests need Samba as root (apt-get install -y samba)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
 
 
 _folders = itertools.count(1)
