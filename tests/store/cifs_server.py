@@ -38,6 +38,23 @@ class SambaServer:
     password: str
     share_dir: Path  # the folder behind \\127.0.0.1\backups
     hidden_dir: Path  # the folder behind \\127.0.0.1\hidden$
+    pid: int  # the parent smbd; it forks one process per client connection
+
+    def drop_connections(self) -> int:
+        """Kill the smbd processes that serve a client connection (not its helpers, notifyd
+        and cleanupd), as a server restart or a network reset ends them. Returns how many."""
+        sockets = _established_sockets(self.port)
+        killed = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or _parent(int(entry)) != self.pid:
+                continue
+            with contextlib.suppress(OSError):
+                fds = os.listdir(f"/proc/{entry}/fd")
+                links = {os.readlink(f"/proc/{entry}/fd/{fd}") for fd in fds}
+                if links & sockets:
+                    os.kill(int(entry), signal.SIGKILL)
+                    killed += 1
+        return killed
 
     @property
     def env(self) -> dict[str, str]:
@@ -45,6 +62,17 @@ class SambaServer:
 
     def url(self, path: str, share: str = SHARE) -> str:
         return f"cifs://127.0.0.1/{share}/{path}?cifsOptions=port={self.port}"
+
+
+def _established_sockets(port: int) -> set[str]:
+    """`socket:[inode]` of every established TCP connection to 127.0.0.1:port."""
+    found = set()
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            fields = row.split()
+            if fields[1] == f"0100007F:{port:04X}" and fields[3] == "01":
+                found.add(f"socket:[{fields[9]}]")
+    return found
 
 
 def _tool(name: str) -> str | None:
@@ -116,6 +144,14 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
     raise RuntimeError(f"smbd did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
 
 
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Stop smbd and the children it forked per connection: its own process group, which
     it leads (started by us in a new session), by that id."""
@@ -165,7 +201,7 @@ def run_samba(base: Path) -> Iterator[SambaServer]:
         )
     try:
         _wait_for_port(port, process, log)
-        yield SambaServer(port, password, base / SHARE, base / "hidden")
+        yield SambaServer(port, password, base / SHARE, base / "hidden", process.pid)
     finally:
         _stop(process)
 

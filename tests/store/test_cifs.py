@@ -3,12 +3,12 @@ and the same target through a folder standing in for Longhorn's mount of the sha
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import os
-import subprocess
-import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,19 +24,9 @@ from longhorn_bi.engine.store.restore import restore_backup
 from tests.store.cifs_server import USERNAME, SambaServer
 from tests.store.reference_store import BLOCK, make_sparse_file
 from tests.store.targets import StoreTarget
+from tests.support import run_cli
 
-EXE = str(Path(sys.executable).parent / "kubectl-longhorn_bi")
-
-
-def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [EXE, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env},
-    )
+_run = run_cli  # the installed plugin, as a user runs it
 
 
 def _image(tmp_path: Path, blocks: int = 5) -> tuple[Path, bytes]:
@@ -214,18 +204,47 @@ def test_bad_targets_are_clear_errors(samba_server, monkeypatch, url, error, nee
     assert samba_server.password not in str(caught.value)
 
 
-def test_a_dropped_connection_is_reopened(cifs_store_target) -> None:
+# smbclient warns, when it collects them, about handles whose connection died under them
+# (inside smbclient.replace and scandir too): nothing is left to close. The warnings are
+# collected here, not in a later test.
+@pytest.mark.filterwarnings("ignore:unclosed SMB handle:ResourceWarning")
+def test_a_dropped_connection_is_retried_on_a_new_one(
+    tmp_path, cifs_store_target, samba_server
+) -> None:
     store = open_store(cifs_store_target.url)
-    assert isinstance(store, CifsStore)
     try:
         store.write("backupstore/one", b"1")
-        # The server goes away under the pooled connection (as after a reset or a restart).
-        for connection in store._kw()["connection_cache"].values():
-            connection.transport.close()
+        assert samba_server.drop_connections() >= 1  # the server side of ours goes away
         store.write("backupstore/two", b"2")
         assert store.walk("backupstore") == ["one", "two"]
+        assert samba_server.drop_connections() >= 1
+        assert store.read("backupstore/one") == b"1"
     finally:
         store.close()
+    # A whole backup and restore survive it too: drop every connection while it runs.
+    image, content = _image(tmp_path, 8)
+    stop = threading.Event()
+    dropped: list[int] = []
+
+    def dropper() -> None:
+        while len(dropped) < 4 and not stop.wait(0.5):
+            dropped.append(samba_server.drop_connections())
+
+    store = open_store(cifs_store_target.url)
+    assert isinstance(store, CifsStore)
+    store.op_timeout = 5.0  # a request lost with its connection is given up on sooner
+    thread = threading.Thread(target=dropper)
+    thread.start()
+    try:
+        result = backup_image(image, store.url, "parrot", concurrency=3, store=store)
+        restore_backup(result.url, tmp_path / "out.raw", concurrent_limit=3, store=store)
+    finally:
+        stop.set()
+        thread.join()
+        store.close()
+    assert sum(dropped) > 0
+    assert (tmp_path / "out.raw").read_bytes() == content
+    gc.collect()
 
 
 def test_through_a_mount_point_as_longhorn_does(tmp_path) -> None:

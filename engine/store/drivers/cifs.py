@@ -18,6 +18,7 @@ over the object, as the vfs driver does. A dropped connection is retried on a ne
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -25,7 +26,7 @@ import random
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -43,9 +44,10 @@ USERNAME_VAR = "CIFS_USERNAME"
 PASSWORD_VAR = "CIFS_PASSWORD"
 DEFAULT_PORT = 445
 TMP_PREFIX = ".tmp-"  # as vfs: hidden from listings, cleaned up on failure
-ATTEMPTS = 4
+ATTEMPTS = 5
 BASE_DELAY = 0.1
 CONNECT_TIMEOUT = 15
+OP_TIMEOUT = 60.0  # seconds for one operation (a 2 MiB block at 35 KB/s) before it is retried
 # What smbprotocol, smbclient and pyspnego log through (a logger's filter does not see the
 # records of its children, so each module's logger gets one).
 _LIBRARY_LOGGERS = ("smbprotocol", "smbclient", "spnego")
@@ -83,6 +85,55 @@ class _Secrets(logging.Filter):
 SECRETS = _Secrets()
 
 
+# A socket that the server (or the watchdog) closed under a request.
+_SOCKET_ERRNOS = {errno.EBADF, errno.EPIPE, errno.ENOTCONN, errno.ECONNRESET, errno.ECONNABORTED}
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` means the connection is gone (retried on a new one), not a refusal."""
+    from smbprotocol.exceptions import SMBConnectionClosed
+
+    if isinstance(exc, SMBConnectionClosed | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, ValueError):  # smbclient's "Failed to connect to 'server:port'"
+        return str(exc).startswith("Failed to connect")
+    return isinstance(exc, OSError) and exc.errno in _SOCKET_ERRNOS
+
+
+def _abort(cache: dict[str, Any]) -> None:
+    """End the connections of one thread's pool whose operation has waited too long.
+
+    smbprotocol waits for an answer without a time limit, and when its receiver thread
+    ends on a closed socket it does not mark the connection closed: a request sent just
+    then waits forever (seen when the server process died between negotiate and session
+    setup). Failing the connection wakes every waiter with SMBConnectionClosed, which
+    `_call` retries on a new connection. Uses smbprotocol 1.x internals (_t_exc,
+    outstanding_requests), as its own receiver does when it fails."""
+    from smbprotocol.exceptions import SMBConnectionClosed
+
+    for connection in list(cache.values()):
+        connection._t_exc = SMBConnectionClosed("no answer from the CIFS server in time")
+        for request in list(connection.outstanding_requests.values()):
+            request.response_event.set()
+        with contextlib.suppress(Exception):
+            connection.transport.close()
+
+
+@contextlib.contextmanager
+def _closing(handle: Any) -> Iterator[Any]:
+    """Close an smbclient file handle at the end of the block, whatever happens."""
+    try:
+        yield handle
+    finally:
+        try:
+            handle.close()
+        except Exception:
+            # The connection died with the handle: nothing is left to close, and smbclient
+            # would otherwise warn about an unclosed handle when the object is collected.
+            handle.fd._connected = False
+            raise
+
+
 def share_location(target: BackupTarget) -> tuple[str, str, str]:
     """(server, share, folder inside the share) of a cifs:// target; the folder may be ""."""
     if urlsplit(target.url).port is not None:
@@ -97,7 +148,9 @@ def share_location(target: BackupTarget) -> tuple[str, str, str]:
 
 
 class CifsStore:
-    """A backupstore in a folder of an SMB share, over one pooled SMB connection."""
+    """A backupstore in a folder of an SMB share, over one SMB connection per thread."""
+
+    op_timeout = OP_TIMEOUT
 
     def __init__(self, target: BackupTarget) -> None:
         import smbclient
@@ -160,7 +213,8 @@ class CifsStore:
 
         where = f"{self.server}:{self.port}"
         try:
-            self._smb.register_session(self.server, **self._kw())
+            with self._deadline():
+                self._smb.register_session(self.server, **self._kw())
         except (SMBAuthenticationError, SMBResponseException) as exc:
             raise BackupstoreError(
                 f"CIFS logon to {where} failed: {self._reason(exc)}",
@@ -195,6 +249,17 @@ class CifsStore:
                 self._caches.append(cache)
         return {**self._session, "connection_cache": cache}
 
+    @contextlib.contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """Fail this thread's connections when the block takes over `op_timeout` seconds."""
+        watchdog = threading.Timer(self.op_timeout, _abort, (self._kw()["connection_cache"],))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            yield
+        finally:
+            watchdog.cancel()
+
     def _reason(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
         return SECRETS.redact(text.splitlines()[0] if text.strip() else text)
@@ -202,26 +267,23 @@ class CifsStore:
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one SMB operation: a missing file is NotFound, a dropped connection is retried
         on a new one, anything else is a BackupstoreError without secrets."""
-        from smbprotocol.exceptions import SMBConnectionClosed, SMBException, SMBOSError
+        from smbprotocol.exceptions import SMBException, SMBOSError
 
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return fn()
+                with self._deadline():
+                    return fn()
             except SMBOSError as exc:
                 if exc.errno == errno.ENOENT:
                     raise NotFound(f"{what} in {self._url}: not found") from None
                 raise BackupstoreError(
                     f"CIFS {what} in {self._url} failed: {self._reason(exc)}"
                 ) from None
-            except (SMBConnectionClosed, ConnectionError, TimeoutError) as exc:
-                if attempt == ATTEMPTS:
+            except (SMBException, ValueError, OSError) as exc:
+                if not _connection_lost(exc) or attempt == ATTEMPTS:
                     raise BackupstoreError(
                         f"CIFS {what} in {self._url} failed: {self._reason(exc)}"
                     ) from None
-            except (SMBException, ValueError, OSError) as exc:
-                raise BackupstoreError(
-                    f"CIFS {what} in {self._url} failed: {self._reason(exc)}"
-                ) from None
             # The pool opens a new connection for a closed one: wait a little, then retry.
             time.sleep(BASE_DELAY * 2**attempt * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
@@ -233,9 +295,14 @@ class CifsStore:
         prefix = prefix.strip("/")
         return self._path(prefix) if prefix else self._root
 
-    def _open(self, path: str, mode: str) -> Any:
+    def _open_raw(self, path: str, mode: str) -> Any:
         # share_access: readers never block a rename over the object or a delete of it
         return self._smb.open_file(path, mode=mode, buffering=0, share_access="rwd", **self._kw())
+
+    @contextlib.contextmanager
+    def _open(self, path: str, mode: str) -> Iterator[Any]:
+        with _closing(self._open_raw(path, mode)) as handle:
+            yield handle
 
     # -- the StoreDriver protocol ----------------------------------------------------------
 
@@ -278,15 +345,15 @@ class CifsStore:
             tmp = f"{folder}\\{TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
             self._make_folder(folder)
             try:
-                handle = self._open(tmp, "xb")
+                handle = self._open_raw(tmp, "xb")
             except OSError as exc:
                 if getattr(exc, "errno", None) != errno.ENOENT:
                     raise
                 self._folders.discard(folder)  # `rm` drops a folder once it is empty
                 self._make_folder(folder)
-                handle = self._open(tmp, "xb")
+                handle = self._open_raw(tmp, "xb")
             try:
-                with handle:
+                with _closing(handle):
                     done = 0
                     while done < len(view):
                         done += handle.write(view[done:])
