@@ -273,3 +273,11 @@ def test_through_a_mount_point_as_longhorn_does(tmp_path) -> None:
     assert "mount -t cifs" in missing.stderr and "//fileserver.example.com/backups/longhorn" in (
         missing.stderr
     )
+
+
+def test_without_credentials_the_error_names_the_variables(samba_server, monkeypatch) -> None:
+    monkeypatch.delenv("CIFS_USERNAME", raising=False)
+    monkeypatch.delenv("CIFS_PASSWORD", raising=False)
+    with pytest.raises(BackupstoreError, match=r"CIFS logon to 127\.0\.0\.1") as caught:
+        open_store(samba_server.url("x"))
+    assert "CIFS_USERNAME is empty" in (caught.value.hint or "")
