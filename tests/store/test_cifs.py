@@ -18,7 +18,7 @@ from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
 from longhorn_bi.engine.store.backup import backup_image
 from longhorn_bi.engine.store.drivers import open_store
 from longhorn_bi.engine.store.drivers.cifs import CifsStore
-from longhorn_bi.engine.store.drivers.mounted import MountedStore
+from longhorn_bi.engine.store.drivers.mounted import MountedStore, split_mount_options
 from longhorn_bi.engine.store.layout import BackingImageCfg, cfg_key
 from longhorn_bi.engine.store.restore import restore_backup
 from tests.store.cifs_server import USERNAME, SambaServer
@@ -281,3 +281,17 @@ def test_without_credentials_the_error_names_the_variables(samba_server, monkeyp
     with pytest.raises(BackupstoreError, match=r"CIFS logon to 127\.0\.0\.1") as caught:
         open_store(samba_server.url("x"))
     assert "CIFS_USERNAME is empty" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("query", "options"),
+    [
+        ("", None),
+        ("?cifsOptions=soft,port=4455", ["soft", "port=4455"]),
+        # several parameters: one option each, not split again (util.SplitMountOptions)
+        ("?cifsOptions=soft&cifsOptions=vers=3.0,seal", ["soft", "vers=3.0,seal"]),
+    ],
+)
+def test_mount_options_are_split_as_longhorn_splits_them(query, options) -> None:
+    target = parse_target(f"cifs://server/share/path{query}")
+    assert split_mount_options(target, "cifsOptions") == options
