@@ -25,7 +25,8 @@ MOUNT_POINT = click.option(
     "--mount-point",
     type=click.Path(file_okay=False),
     default=None,
-    help="nfs:// only: where the export is already mounted (no mount is attempted).",
+    help="nfs:// and cifs:// only: where the share is already mounted (no mount is "
+    "attempted; for cifs://server/share/path, where //server/share/path is mounted).",
 )
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -50,7 +51,9 @@ def store() -> None:
     Targets: vfs:///path (a local folder), s3://bucket@region/path/ (credentials from
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINTS, AWS_CERT, VIRTUAL_HOSTED_STYLE),
     azblob://container@core.windows.net/path/ (AZBLOB_ACCOUNT_NAME, AZBLOB_ACCOUNT_KEY,
-    AZBLOB_ENDPOINT, AZBLOB_CERT), nfs://server:/export. The layout is Longhorn's own, so Longhorn restores these backups.
+    AZBLOB_ENDPOINT, AZBLOB_CERT), nfs://server:/export, cifs://server/share/path (over SMB
+    without mounting, credentials from CIFS_USERNAME and CIFS_PASSWORD; ?cifsOptions=port=N
+    for another port). The layout is Longhorn's own, so Longhorn restores these backups.
     """
 
 

@@ -13,7 +13,7 @@ import pytest
 from longhorn_bi.plugin.root import SUBCOMMANDS, cli
 from tests.support import VENV_BIN, run_cli
 
-HEAVY = ("kubernetes", "boto3", "botocore", "aiohttp")
+HEAVY = ("kubernetes", "boto3", "botocore", "aiohttp", "smbclient", "smbprotocol", "spnego")
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -4,6 +4,7 @@ import pytest
 
 from longhorn_bi.engine.store.locks import LockTimings
 from tests.store.azurite_server import azblob_container, azblob_store_target, azurite_endpoint
+from tests.store.cifs_server import cifs_store_target, samba_server
 from tests.store.s3_server import moto_endpoint, s3_bucket, s3_store_target
 from tests.store.targets import vfs_store_target
 
@@ -13,9 +14,11 @@ __all__ = [
     "azblob_container",
     "azblob_store_target",
     "azurite_endpoint",
+    "cifs_store_target",
     "moto_endpoint",
     "s3_bucket",
     "s3_store_target",
+    "samba_server",
     "vfs_store_target",
 ]
 

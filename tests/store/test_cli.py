@@ -159,7 +159,7 @@ def test_verify_names_the_bad_offset_and_exits_1(tmp_path) -> None:
             ],
             "--checksum",
         ),
-        (["store", "ls", "cifs://server/share/path"], "not supported yet"),
+        (["store", "ls", "cifs://server:4455/share/path"], "cifsOptions=port=N"),
         (
             ["store", "ls", "azblob://container@core.windows.net/p/"],
             "set both AZBLOB_ACCOUNT_NAME and AZBLOB_ACCOUNT_KEY",

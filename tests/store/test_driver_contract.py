@@ -36,6 +36,7 @@ STORE_TARGETS = [
     "vfs_store_target",
     "s3_store_target",
     "azblob_store_target",
+    "cifs_store_target",
 ]
 EXE = str(Path(sys.executable).parent / "kubectl-longhorn_bi")
 TIMES = ("CreatedTime", "CompleteTime")

@@ -12,6 +12,7 @@ from longhorn_bi.engine.backup_url import BackupTarget, parse_target
 from longhorn_bi.engine.errors import UnsupportedFeature
 from longhorn_bi.engine.store.drivers.azblob import AzureBlobStore
 from longhorn_bi.engine.store.drivers.base import StoreDriver
+from longhorn_bi.engine.store.drivers.cifs import open_cifs_store
 from longhorn_bi.engine.store.drivers.nfs import open_nfs_store
 from longhorn_bi.engine.store.drivers.s3 import S3Store
 from longhorn_bi.engine.store.drivers.vfs import VfsStore
@@ -34,7 +35,9 @@ def open_store(target: str | BackupTarget, options: Mapping[str, str] | None = N
         return AzureBlobStore(target)
     if target.scheme == "nfs":
         return open_nfs_store(target, mount_point=opts.get("mount_point"))
+    if target.scheme == "cifs":
+        return open_cifs_store(target, mount_point=opts.get("mount_point"))
     raise UnsupportedFeature(
         f"{target.scheme}:// backup targets are not supported yet",
-        hint="use an s3://, azblob://, nfs:// or vfs:// target for store commands",
+        hint="use an s3://, azblob://, cifs://, nfs:// or vfs:// target for store commands",
     )

@@ -17,8 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from longhorn_bi.engine.backup_url import BackupTarget
-from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, UnsupportedFeature
-from longhorn_bi.engine.store.drivers.vfs import VfsStore
+from longhorn_bi.engine.errors import BackupstoreError, UnsupportedFeature
+from longhorn_bi.engine.store.drivers.mounted import (
+    MountedStore,
+    existing_mount_point,
+    split_mount_options,
+)
 
 MINOR_VERSIONS = ("4.2", "4.1", "4.0")
 DEFAULT_OPTIONS = ("actimeo=1", "soft", "timeo=300", "retry=2")
@@ -27,41 +31,15 @@ MOUNT_TIMEOUT = 30.0
 
 def mount_option_sets(target: BackupTarget) -> list[list[str]]:
     """The option lists to try, in order, as Longhorn tries them."""
-    override = [value for key, value in target.query if key == "nfsOptions"]
+    override = split_mount_options(target, "nfsOptions")
     if override:
-        options = [opt.strip() for opt in ",".join(override).split(",") if opt.strip()]
-        return [options]
+        return [override]
     return [[f"nfsvers={version}", *DEFAULT_OPTIONS] for version in MINOR_VERSIONS]
 
 
 def mount_source(target: BackupTarget) -> str:
     """`server:/export` as Longhorn mounts it (u.Host + u.Path): `[fd00::1]:/export`."""
     return f"{target.host}:{target.path}"
-
-
-class NfsStore(VfsStore):
-    """A vfs store on a mount point; unmounts what it mounted itself."""
-
-    def __init__(self, url: str, root: Path, *, mounted_here: bool, umount: Sequence[str]) -> None:
-        super().__init__(url, root)
-        self._mounted_here = mounted_here
-        self._umount = list(umount)
-
-    @property
-    def local_listing(self) -> bool:
-        return False  # other nodes write here too, and NFS caches attributes
-
-    def close(self) -> None:
-        if self._mounted_here:
-            self._mounted_here = False
-            subprocess.run(
-                [*self._umount, str(self.root)],
-                capture_output=True,
-                timeout=MOUNT_TIMEOUT,
-                check=False,
-            )
-            with contextlib.suppress(OSError):
-                self.root.rmdir()
 
 
 def open_nfs_store(
@@ -71,16 +49,11 @@ def open_nfs_store(
     as_root: bool | None = None,
     mount_command: Sequence[str] = ("mount",),
     umount_command: Sequence[str] = ("umount",),
-) -> NfsStore:
+) -> MountedStore:
     source = mount_source(target)
     if mount_point:
-        root = Path(mount_point)
-        if not root.is_dir():
-            raise InvalidInput(
-                f"--mount-point {mount_point!r} is not a folder",
-                hint=f"mount the export first: mount -t nfs4 {source} DIR",
-            )
-        return NfsStore(target.url, root, mounted_here=False, umount=umount_command)
+        root = existing_mount_point(mount_point, how_to_mount=f"mount -t nfs4 {source} DIR")
+        return MountedStore(target.url, root)
     if as_root is None:
         as_root = os.geteuid() == 0
     if not as_root:
@@ -102,7 +75,7 @@ def open_nfs_store(
             failures.append(f"{','.join(options)}: timed out after {MOUNT_TIMEOUT:.0f} s")
             continue
         if done.returncode == 0:
-            return NfsStore(target.url, root, mounted_here=True, umount=umount_command)
+            return MountedStore(target.url, root, umount=umount_command)
         reason = (done.stderr or done.stdout).strip().splitlines()
         failures.append(f"{options[0]}: {reason[-1] if reason else f'exit {done.returncode}'}")
     with contextlib.suppress(OSError):
