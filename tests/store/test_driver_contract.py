@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from longhorn_bi.engine.backup_url import format_backup_url
 from longhorn_bi.engine.errors import IntegrityError, LockConflict, NotFound
 from longhorn_bi.engine.store.admin import list_backups, remove_backup
 from longhorn_bi.engine.store.backup import backup_image
@@ -99,7 +100,7 @@ def test_layout_is_byte_for_byte_the_vfs_layout(
     assert _snapshot(store) == expected
     assert sum(key.endswith(".blk") for key in expected) == 3  # dedup, zeros and holes
     out = tmp_path / "out.raw"
-    restore_backup(f"{target.url}?backingImage=parrot", out, lock_timings=fast_locks)
+    restore_backup(format_backup_url(target.url, "parrot"), out, lock_timings=fast_locks)
     assert out.read_bytes() == content
 
 
@@ -117,7 +118,7 @@ def test_a_reference_store_restores_and_verifies(target, store, tmp_path, fast_l
             store.write(path.relative_to(local).as_posix(), path.read_bytes())
     assert [info.name for info in list_backups(target.url)] == ["ref-gzip", "ref-lz4", "ref-raw"]
     for ref in images:
-        url = f"{target.url}?backingImage={ref.name}"
+        url = format_backup_url(target.url, ref.name)
         out = tmp_path / f"{ref.name}.img"
         restore_backup(url, out, concurrent_limit=2, lock_timings=fast_locks)
         assert out.read_bytes() == ref.content
@@ -275,7 +276,7 @@ def test_credentials_never_printed_or_logged(target, tmp_path, fast_locks, caplo
         _cli("store", "ls", target.url, "-o", "json", env=env),
         _cli("--debug", "store", "inspect", result.url, env=env),
         _cli("store", "verify", result.url, env=env),
-        _cli("--debug", "store", "inspect", f"{target.url}?backingImage=missing", env=env),
+        _cli("--debug", "store", "inspect", format_backup_url(target.url, "missing"), env=env),
     ]
     codes = [0, 0, 0, 1]
     if target.endpoint_var:  # nobody answers: the error names the endpoint, not the keys
