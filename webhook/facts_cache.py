@@ -19,7 +19,12 @@ from typing import Any, Protocol
 import aiohttp
 
 from longhorn_bi.engine.errors import ClusterError, InvalidInput
-from longhorn_bi.engine.facts import BACKUP_TARGET_SETTING, ClusterFacts, facts_from_objects
+from longhorn_bi.engine.facts import (
+    BACKUP_TARGET_SETTING,
+    VOLUMES,
+    ClusterFacts,
+    facts_from_objects,
+)
 from longhorn_bi.engine.versions import LonghornVersion, detect_version
 from longhorn_bi.webhook.kube import ApiStatusError, Expired, KubeClient
 from longhorn_bi.webhook.metrics import Metrics
@@ -80,6 +85,10 @@ class ResourceSpec:
     kind: str
     field_selector: str = ""
     name: str = ""  # keep only the object of this name (the selector may be ignored)
+    # An optional resource names the ClusterFacts collection it feeds: that collection is
+    # unknown until its cache syncs (e.g. while RBAC denies it), and every other fact is
+    # served meanwhile.
+    optional: str = ""
 
     def wanted(self, obj: Mapping[str, Any]) -> bool:
         return not self.name or _name(obj) == self.name
@@ -87,7 +96,8 @@ class ResourceSpec:
 
 def resources_for(version: LonghornVersion) -> tuple[ResourceSpec, ...]:
     """The resources whose objects feed the rules, for a version line: BackupTargets from 1.8
-    (longhorn-manager v1.8.0 added the CRD), the backup-target Setting before."""
+    (longhorn-manager v1.8.0 added the CRD), the backup-target Setting before; Volumes only
+    for the export rule, so optional (a chart whose Role predates them still works)."""
     if version.has_backup_target_crd:
         target = ResourceSpec("backuptargets", "BackupTarget")
     else:
@@ -101,6 +111,7 @@ def resources_for(version: LonghornVersion) -> tuple[ResourceSpec, ...]:
         target,
         ResourceSpec("backingimages", "BackingImage"),
         ResourceSpec("backupbackingimages", "BackupBackingImage"),
+        ResourceSpec("volumes", "Volume", optional=VOLUMES),
     )
 
 
@@ -290,7 +301,9 @@ class ClusterFactsCache:
         self._built: tuple[int, ClusterFacts] | None = None
 
     def ready(self) -> bool:
-        return bool(self.caches) and all(c.synced.is_set() for c in self.caches)
+        return bool(self.caches) and all(
+            c.synced.is_set() for c in self.caches if not c.spec.optional
+        )
 
     def ages(self) -> Iterable[tuple[str, float | None]]:
         return [(c.spec.plural, c.age) for c in self.caches]
@@ -309,7 +322,16 @@ class ClusterFactsCache:
             return ClusterFacts()
         if self._built is None or self._built[0] != self._generation:
             objects = [obj for cache in self.caches for obj in cache.objects.values()]
-            facts = facts_from_objects(objects, self.version, complete=True, origin="cluster")
+            unsynced = frozenset(
+                c.spec.optional for c in self.caches if c.spec.optional and not c.synced.is_set()
+            )
+            facts = facts_from_objects(
+                objects,
+                self.version,
+                complete=True,
+                origin="cluster",
+                unlisted=unsynced,
+            )
             self._built = (self._generation, facts)
         return self._built[1]
 
