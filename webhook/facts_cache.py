@@ -363,11 +363,14 @@ class ClusterFactsCache:
                 await caches
                 return
             try:
-                self.version = await self._version_change(self.version)
+                version = await self._version_change(self.version)
             finally:
                 await cancel_quietly(caches)
+            # The old caches go before the new version shows: no reader may take them for
+            # the new line's (the optional volumes cache made that window visible).
             self.caches = []
             self._changed()
+            self.version = version
 
     async def _version_change(self, current: LonghornVersion) -> LonghornVersion:
         """Poll the CRDs until they say another version line; return it."""

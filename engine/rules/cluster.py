@@ -270,9 +270,11 @@ def check_clone_source(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 )
 def check_export_volume(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """On CREATE Longhorn refuses an export whose volume does not exist, is faulted, or (from
-    1.8) uses the v2 data engine; it also looks up the engine image of the volume's
-    status.currentImage, so a volume that has none yet is refused until it has. A detached
-    volume is fine: the data source controller attaches it for the export."""
+    1.8) uses the v2 data engine (1.6/1.7 do not check it: a warning there). It also looks up
+    the engine image of the volume's status.currentImage, so a volume without one yet is
+    refused until it has (a warning: it is transient). Facts from files tell neither absence
+    nor a current state, so there those are warnings. A detached volume is fine: the data
+    source controller attaches it for the export."""
     name = as_text(m.source_parameters.get("volume-name"))
     if (
         m.source_type != "export-from-volume"
@@ -290,16 +292,23 @@ def check_export_volume(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             f"volume {name!r} does not exist {where(ctx, VOLUMES)}; create it first or fix the name",
             absent_severity(ctx, VOLUMES),
         )
-    elif volume.data_engine == "v2":
-        refused = ctx.version.rejects_export_from_v2_volume
+        return
+    v2 = volume.data_engine == "v2"
+    if v2 and ctx.version.rejects_export_from_v2_volume:
         yield Finding(
             path,
-            f"volume {name!r} uses the v2 data engine, from which Longhorn cannot export a "
-            + ("backing image" if refused else "backing image (1.6/1.7 do not refuse it)")
-            + "; export a v1 volume",
-            None if refused else Severity.WARNING,
+            f"volume {name!r} uses the v2 data engine, and Longhorn refuses to export a backing "
+            "image from a v2 volume; export a v1 volume",
         )
-    elif volume.robustness == "faulted":
+        return
+    if v2:  # 1.6/1.7 let it through, then check what 1.8+ checks after the data engine
+        yield Finding(
+            path,
+            f"volume {name!r} uses the v2 data engine: exporting a backing image from it is not "
+            "supported (Longhorn refuses it from 1.8); export a v1 volume",
+            Severity.WARNING,
+        )
+    if volume.robustness == "faulted":
         yield Finding(
             path,
             f"volume {name!r} is faulted, and Longhorn refuses to export a faulted volume; "
