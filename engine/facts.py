@@ -219,6 +219,24 @@ def _image_fact(obj: Mapping[str, Any]) -> BackingImageFact:
     )
 
 
+def volume_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a Volume its fact is made of. A cache keeps only this: volumes are large
+    and their status changes often (size, conditions), which must not rebuild the facts."""
+    spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
+    kept: dict[str, Any] = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {"name": _mapping(obj.get("metadata")).get("name")},
+        "spec": {"dataEngine": spec.get("dataEngine")},
+    }
+    if "status" in obj:
+        kept["status"] = {
+            "robustness": status.get("robustness"),
+            "currentImage": status.get("currentImage"),
+        }
+    return kept
+
+
 def _volume_fact(obj: Mapping[str, Any]) -> VolumeFact:
     status = _mapping(obj.get("status"))
     return VolumeFact(

@@ -24,6 +24,7 @@ from longhorn_bi.engine.facts import (
     VOLUMES,
     ClusterFacts,
     facts_from_objects,
+    volume_fields,
 )
 from longhorn_bi.engine.versions import LonghornVersion, detect_version
 from longhorn_bi.webhook.kube import ApiStatusError, Expired, KubeClient
@@ -89,6 +90,8 @@ class ResourceSpec:
     # unknown until its cache syncs (e.g. while RBAC denies it), and every other fact is
     # served meanwhile.
     optional: str = ""
+    # What of an object to keep (None: all of it); a change outside it is no change.
+    project: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
     def wanted(self, obj: Mapping[str, Any]) -> bool:
         return not self.name or _name(obj) == self.name
@@ -111,7 +114,7 @@ def resources_for(version: LonghornVersion) -> tuple[ResourceSpec, ...]:
         target,
         ResourceSpec("backingimages", "BackingImage"),
         ResourceSpec("backupbackingimages", "BackupBackingImage"),
-        ResourceSpec("volumes", "Volume", optional=VOLUMES),
+        ResourceSpec("volumes", "Volume", optional=VOLUMES, project=volume_fields),
     )
 
 
@@ -171,7 +174,8 @@ class ResourceCache:
         if not isinstance(obj, Mapping) or not self.spec.wanted(obj) or not _name(obj):
             return None
         # List items may omit kind and apiVersion; facts_from_objects needs them.
-        return {"apiVersion": "longhorn.io/v1beta2", "kind": self.spec.kind, **obj}
+        kept = {"apiVersion": "longhorn.io/v1beta2", "kind": self.spec.kind, **obj}
+        return kept if self.spec.project is None else self.spec.project(kept)
 
     async def _list(self) -> None:
         items, rv = await self.client.list(self.path, self._params())
@@ -206,11 +210,16 @@ class ResourceCache:
                 continue
             kept = self._keep(obj)
             if kept is not None:
+                name = _name(kept)
+                before = self.objects.get(name)
                 if etype == "DELETED":
-                    self.objects.pop(_name(kept), None)
+                    self.objects.pop(name, None)
                 elif etype in {"ADDED", "MODIFIED"}:
-                    self.objects[_name(kept)] = kept
-                self._on_change()
+                    self.objects[name] = kept
+                # Unchanged facts (a projected object whose kept part stayed) keep the built
+                # ClusterFacts: a busy volume's status updates cost no rebuild.
+                if self.objects.get(name) != before:
+                    self._on_change()
             self.resource_version = rv or self.resource_version
         return progressed or time.monotonic() - started >= min(5.0, self._watch_timeout / 2)
 

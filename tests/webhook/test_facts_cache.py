@@ -135,6 +135,15 @@ async def test_volumes_are_cached_for_the_export_rule(
         fake_kube.put(volume("vol2", "v2"))
         await until(lambda: cache.facts().volume("vol2") is not None)
         assert cache.facts().volume("vol2").data_engine == "v2"  # type: ignore[union-attr]
+        # A status change the facts do not read (volumes change often) keeps the built facts.
+        built = cache.facts()
+        volumes = by_plural(cache)["volumes"]
+        fake_kube.update_status("volumes", NS, "vol1", {"actualSize": "4096"})
+        newest = str(fake_kube.resource_version)
+        await until(lambda: volumes.resource_version == newest)
+        assert cache.facts() is built
+        fake_kube.update_status("volumes", NS, "vol1", {"robustness": "faulted"})
+        await until(lambda: cache.facts().volume("vol1").robustness == "faulted")  # type: ignore[union-attr]
 
 
 @pytest.mark.asyncio
