@@ -273,8 +273,8 @@ def facts_from_objects(
 
     A collection stays unknown (None) unless some object of its kind was seen, or the
     facts are complete; `unlisted` names the collections (attribute names) a cluster did
-    not let us list: unknown, whatever the objects. v1.6/v1.7 configure the one target with the `backup-target`
-    Setting; it stands as the target named "default".
+    not let us list: unknown, whatever the objects. v1.6/v1.7 configure the one target with
+    the `backup-target` Setting; it stands as the target named "default".
     """
     targets: dict[str, BackupTargetFact] = {}
     images: dict[str, BackingImageFact] = {}
