@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import BIN, PLUGIN, median_ms, pin_to_one_core, result, wall_times
-from tests.fakekube import FakeKubeServer, crd_file, write_kubeconfig
+from tests.fakekube import FakeKubeServer, crd_file, volume_crd_file, write_kubeconfig
 
 OBJECTS = 1000
 RUNS = 7
@@ -44,7 +44,7 @@ def backup(i: int) -> dict[str, object]:
 def main() -> None:
     with (
         tempfile.TemporaryDirectory() as scratch,
-        FakeKubeServer(crds=crd_file("1.12")) as server,
+        FakeKubeServer(crds=(crd_file("1.12"), volume_crd_file("1.12"))) as server,
     ):
         for i in range(OBJECTS):
             server.put(backup(i))

@@ -277,13 +277,13 @@ def main() -> None:
     args, _ = parser.parse_known_args(sys.argv[1:] if __name__ == "__main__" else [])
 
     from tests.fakekube import FakeKubeServer, write_kubeconfig
-    from tests.support import crd_file
+    from tests.support import crd_file, volume_crd_file
 
     work = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     binary = str(Path(sys.executable).parent / "longhorn-bi-webhook")
     make_certs(work)
     ca = work / "ca.crt"
-    with FakeKubeServer(crds=crd_file("1.12")) as fake:
+    with FakeKubeServer(crds=(crd_file("1.12"), volume_crd_file("1.12"))) as fake:
         for obj in _cluster_objects():
             fake.put(obj)
         kubeconfig = write_kubeconfig(work / "kubeconfig", fake.url)

@@ -380,7 +380,7 @@ def main() -> None:
         return
 
     from tests.fakekube import FakeKubeServer, write_kubeconfig
-    from tests.support import crd_file
+    from tests.support import crd_file, volume_crd_file
 
     work = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
     make_certs(work)
@@ -412,7 +412,7 @@ def main() -> None:
         ),
     }
     processes: list[subprocess.Popen[bytes]] = []
-    with FakeKubeServer(crds=crd_file("1.12")) as fake:
+    with FakeKubeServer(crds=(crd_file("1.12"), volume_crd_file("1.12"))) as fake:
         for obj in _cluster_objects():
             fake.put(obj)
         kubeconfig = write_kubeconfig(work / "kubeconfig", fake.url)

@@ -85,5 +85,9 @@ class ClusterError(LonghornBIError):
     """The Kubernetes API refused or failed a request."""
 
 
+class Forbidden(ClusterError):
+    """RBAC denies the request (403): a caller may do without what it asked for."""
+
+
 class WaitFailed(LonghornBIError):
     """A followed resource reached an error state or the wait timed out."""

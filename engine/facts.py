@@ -2,7 +2,9 @@
 
 The same facts come from a set of manifest files (offline, possibly partial) or from a live
 cluster (complete: what is absent there does not exist). `facts_from_objects` turns Longhorn
-objects of either origin into facts; rules never look anywhere else.
+objects of either origin into facts; rules never look anywhere else. Completeness is per
+collection: a cluster may let us list backing images but not volumes, and facts from files
+merged with it must not make a volume that is only in the files "known not to exist".
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from longhorn_bi.engine.errors import InvalidBackupURL
 from longhorn_bi.engine.versions import LonghornVersion
 
 DEFAULT_TARGET_NAME = "default"
+# The collections of ClusterFacts, by attribute name.
+TARGETS, IMAGES, BACKUPS, VOLUMES = "backup_targets", "backing_images", "backups", "volumes"
+COLLECTIONS = (TARGETS, IMAGES, BACKUPS, VOLUMES)
 BACKUP_TARGET_SETTING = "backup-target"
 
 
@@ -60,15 +65,36 @@ class BackupFact:
 
 
 @dataclass(frozen=True)
+class VolumeFact:
+    """What Longhorn checks of the volume a backing image is exported from."""
+
+    name: str
+    data_engine: str = "v1"
+    robustness: str = ""  # status.robustness; "" unknown (no status)
+    # status.currentImage, the engine image the validator looks up; None: unknown (no status)
+    current_image: str | None = None
+
+
+@dataclass(frozen=True)
 class ClusterFacts:
     """What is known of the cluster. A collection of None means nothing is known of it."""
 
     backup_targets: tuple[BackupTargetFact, ...] | None = None
     backing_images: tuple[BackingImageFact, ...] | None = None
     backups: tuple[BackupFact, ...] | None = None
-    # True when read from a live cluster: a missing object is known not to exist.
+    volumes: tuple[VolumeFact, ...] | None = None
+    # True when read from a live cluster: a missing object of a known collection is known not
+    # to exist (unless complete_collections says otherwise).
     complete: bool = False
     origin: str = field(default="files", compare=False)
+    # The collections known complete, by attribute name; None: those not None when `complete`.
+    complete_collections: frozenset[str] | None = None
+
+    def is_complete(self, collection: str) -> bool:
+        """Whether an object missing from `collection` is known not to exist."""
+        if self.complete_collections is not None:
+            return collection in self.complete_collections
+        return self.complete and getattr(self, collection) is not None
 
     # Indexes, built on first use: a validator checks thousands of objects against these.
     @cached_property
@@ -86,11 +112,18 @@ class ClusterFacts:
             index.setdefault(backup.backing_image, []).append(backup)
         return {image: tuple(found) for image, found in index.items()}
 
+    @cached_property
+    def _volumes_by_name(self) -> dict[str, VolumeFact]:
+        return {v.name: v for v in self.volumes or ()}
+
     def target(self, name: str) -> BackupTargetFact | None:
         return self._targets_by_name.get(name)
 
     def backing_image(self, name: str) -> BackingImageFact | None:
         return self._images_by_name.get(name)
+
+    def volume(self, name: str) -> VolumeFact | None:
+        return self._volumes_by_name.get(name)
 
     def backups_of(self, image: str) -> tuple[BackupFact, ...]:
         """Known backups of one backing image, on any target."""
@@ -109,8 +142,14 @@ class ClusterFacts:
             backup_targets=merge(self.backup_targets, other.backup_targets),
             backing_images=merge(self.backing_images, other.backing_images),
             backups=merge(self.backups, other.backups),
+            volumes=merge(self.volumes, other.volumes),
             complete=self.complete or other.complete,
             origin=" and ".join(dict.fromkeys([self.origin, other.origin])),
+            # Complete where either side listed the whole collection: the other side can
+            # only add objects (from files, to be created), never hide one.
+            complete_collections=frozenset(
+                c for c in COLLECTIONS if self.is_complete(c) or other.is_complete(c)
+            ),
         )
 
 
@@ -180,6 +219,34 @@ def _image_fact(obj: Mapping[str, Any]) -> BackingImageFact:
     )
 
 
+def volume_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a Volume its fact is made of. A cache keeps only this: volumes are large
+    and their status changes often (size, conditions), which must not rebuild the facts."""
+    spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
+    kept: dict[str, Any] = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {"name": _mapping(obj.get("metadata")).get("name")},
+        "spec": {"dataEngine": spec.get("dataEngine")},
+    }
+    if "status" in obj:
+        kept["status"] = {
+            "robustness": status.get("robustness"),
+            "currentImage": status.get("currentImage"),
+        }
+    return kept
+
+
+def _volume_fact(obj: Mapping[str, Any]) -> VolumeFact:
+    status = _mapping(obj.get("status"))
+    return VolumeFact(
+        name=_text(_mapping(obj.get("metadata")).get("name")),
+        data_engine=_text(_mapping(obj.get("spec")).get("dataEngine")) or "v1",
+        robustness=_text(status.get("robustness")),
+        current_image=_text(status.get("currentImage")) if "status" in obj else None,
+    )
+
+
 def _backup_fact(obj: Mapping[str, Any], version: LonghornVersion) -> BackupFact:
     spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
     user_created = spec.get("userCreated")
@@ -200,16 +267,19 @@ def facts_from_objects(
     *,
     complete: bool = False,
     origin: str = "files",
+    unlisted: frozenset[str] = frozenset(),
 ) -> ClusterFacts:
     """Facts from Longhorn objects, from files (partial) or from a cluster (complete).
 
     A collection stays unknown (None) unless some object of its kind was seen, or the
-    facts are complete. v1.6/v1.7 configure the one target with the `backup-target`
-    Setting; it stands as the target named "default".
+    facts are complete; `unlisted` names the collections (attribute names) a cluster did
+    not let us list: unknown, whatever the objects. v1.6/v1.7 configure the one target with
+    the `backup-target` Setting; it stands as the target named "default".
     """
     targets: dict[str, BackupTargetFact] = {}
     images: dict[str, BackingImageFact] = {}
     backups: dict[str, BackupFact] = {}
+    volumes: dict[str, VolumeFact] = {}
     for obj in objects:
         if not isinstance(obj, Mapping):
             continue
@@ -242,14 +312,23 @@ def facts_from_objects(
         elif is_longhorn_object(obj, "BackupBackingImage"):
             backup = _backup_fact(obj, version)
             backups[backup.name] = backup
+        elif is_longhorn_object(obj, "Volume"):
+            volume = _volume_fact(obj)
+            volumes[volume.name] = volume
 
-    def known(found: dict[str, Any]) -> tuple[Any, ...] | None:
+    def known(collection: str, found: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        if collection in unlisted:
+            return None
         return tuple(found.values()) if found or complete else None
 
+    # Spelled out only when some collection was not listed; else `complete` says it all.
+    listed = frozenset(COLLECTIONS) - unlisted if complete and unlisted else None
     return ClusterFacts(
-        backup_targets=known(targets),
-        backing_images=known(images),
-        backups=known(backups),
+        backup_targets=known(TARGETS, targets),
+        backing_images=known(IMAGES, images),
+        backups=known(BACKUPS, backups),
+        volumes=known(VOLUMES, volumes),
         complete=complete,
         origin=origin,
+        complete_collections=listed,
     )

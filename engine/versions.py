@@ -41,6 +41,8 @@ class LonghornVersion:
     # v1.10+ deny a backup to an unavailable target (so do 1.9.2 and 1.9.3, but not 1.9.0 and
     # 1.9.1: the 1.9 line warns, never refusing what a 1.9.x accepts).
     rejects_backup_to_unavailable_target: bool = field(init=False, repr=False, compare=False)
+    # v1.8+ deny exporting a BackingImage from a v2 volume.
+    rejects_export_from_v2_volume: bool = field(init=False, repr=False, compare=False)
     # v1.12+ deny creating a v2 BackingImage.
     rejects_v2_backing_image: bool = field(init=False, repr=False, compare=False)
 
@@ -56,6 +58,7 @@ class LonghornVersion:
             ("has_data_engine", since_1_8),
             ("backup_waits_for_ready_copy", line >= (1, 9)),
             ("rejects_backup_to_unavailable_target", line >= (1, 10)),
+            ("rejects_export_from_v2_volume", since_1_8),
             ("rejects_v2_backing_image", line >= (1, 12)),
         ):
             object.__setattr__(self, name, value)

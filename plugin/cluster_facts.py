@@ -1,8 +1,10 @@
 """Live cluster facts for the rule set, and the Longhorn version of the cluster.
 
 Preflight never re-implements a rule: it lists what the rules need (backup targets, the
-backup-target setting on 1.6/1.7, backing images, backups) and hands it to the engine as
-complete facts, so that "not found" there means "does not exist".
+backup-target setting on 1.6/1.7, backing images, backups, volumes) and hands it to the
+engine as complete facts, so that "not found" there means "does not exist". Volumes are
+optional: only the export rule reads them, so where RBAC denies listing them they stay
+unknown (that rule is silent) instead of failing the command.
 """
 
 from __future__ import annotations
@@ -10,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from longhorn_bi.engine.errors import ClusterError, InvalidInput
-from longhorn_bi.engine.facts import BACKUP_TARGET_SETTING, ClusterFacts, facts_from_objects
+from longhorn_bi.engine.errors import ClusterError, Forbidden, InvalidInput
+from longhorn_bi.engine.facts import (
+    BACKUP_TARGET_SETTING,
+    VOLUMES,
+    ClusterFacts,
+    facts_from_objects,
+)
 from longhorn_bi.engine.versions import LonghornVersion, detect_version
 from longhorn_bi.plugin.kube import API_VERSION, GROUP, KINDS, Kube, Unreachable, connection_from
 
@@ -47,7 +54,11 @@ def _typed(plural: str, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return objects
 
 
-def cluster_objects(kube: Kube, version: LonghornVersion) -> list[dict[str, Any]]:
+def cluster_objects(
+    kube: Kube, version: LonghornVersion
+) -> tuple[list[dict[str, Any]], frozenset[str]]:
+    """The objects the rules need, and the collections (ClusterFacts attribute names) that
+    RBAC did not let us list."""
     objects: list[dict[str, Any]] = []
     for plural in FACT_PLURALS:
         objects.extend(_typed(plural, kube.list(plural)))
@@ -55,14 +66,17 @@ def cluster_objects(kube: Kube, version: LonghornVersion) -> list[dict[str, Any]
         setting = kube.find("settings", BACKUP_TARGET_SETTING)
         if setting is not None:
             objects.extend(_typed("settings", [setting]))
-    return objects
+    try:
+        objects.extend(_typed("volumes", kube.list("volumes")))
+    except Forbidden:
+        return objects, frozenset({VOLUMES})
+    return objects, frozenset()
 
 
 def gather_facts(kube: Kube, version: LonghornVersion) -> ClusterFacts:
     """Complete facts of the namespace: what is not listed does not exist."""
-    return facts_from_objects(
-        cluster_objects(kube, version), version, complete=True, origin="cluster"
-    )
+    objects, unlisted = cluster_objects(kube, version)
+    return facts_from_objects(objects, version, complete=True, origin="cluster", unlisted=unlisted)
 
 
 def live_facts(

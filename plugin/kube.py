@@ -20,7 +20,13 @@ from typing import Any, TypeVar
 import click
 
 from longhorn_bi import __version__
-from longhorn_bi.engine.errors import ClusterError, InvalidInput, LonghornBIError, NotFound
+from longhorn_bi.engine.errors import (
+    ClusterError,
+    Forbidden,
+    InvalidInput,
+    LonghornBIError,
+    NotFound,
+)
 from longhorn_bi.engine.rules.base import LONGHORN_NAMESPACE
 
 GROUP = "longhorn.io"
@@ -31,6 +37,7 @@ PLURALS = {
     "BackingImage": "backingimages",
     "BackupTarget": "backuptargets",
     "Setting": "settings",
+    "Volume": "volumes",
 }
 KINDS = {plural: kind for kind, plural in PLURALS.items()}
 LIST_CHUNK = 500
@@ -273,7 +280,7 @@ class Kube:
                 resource, scope, ns_flag = f"{plural}.apiextensions.k8s.io", "cluster-wide", ""
             else:
                 scope, ns_flag = where, f" -n {self.namespace}"
-            return ClusterError(
+            return Forbidden(
                 f"forbidden: {message}",
                 hint=f"ask for RBAC permission to {wanted} {resource} {scope}; check with: "
                 f"kubectl auth can-i {rbac} {resource}{ns_flag}",

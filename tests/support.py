@@ -30,6 +30,16 @@ CRD_FILES = {
 }
 
 
+# Longhorn's Volume CRD, in a file of its own (tests/data/longhorn/README.md): the fake API
+# server serves it beside the four CRDs above for the export rule's volume facts.
+VOLUME_CRD_FILES = {"1.6": "crd-volume-v1.6.4.yaml", "1.12": "crd-volume-v1.12.1.yaml"}
+
+
+def volume_crd_file(version_line: str) -> Path:
+    """Longhorn's vendored Volume CRD of a version line ("1.6" or "1.12")."""
+    return LONGHORN_DATA / VOLUME_CRD_FILES[version_line]
+
+
 def crd_file(version_line: str) -> Path:
     """Longhorn's CRDs (vendored) for a version line, "1.6" (v1.6.4) to "1.12" (v1.12.1)."""
     return LONGHORN_DATA / CRD_FILES[version_line]

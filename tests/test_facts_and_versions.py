@@ -9,6 +9,7 @@ from longhorn_bi.engine.facts import (
     BackingImageFact,
     BackupTargetFact,
     ClusterFacts,
+    VolumeFact,
     facts_from_objects,
 )
 from longhorn_bi.engine.versions import LonghornVersion, detect_version
@@ -111,6 +112,39 @@ def test_merged_facts_prefer_the_second_source() -> None:
     merged = files.merged(cluster)
     assert merged.backing_image("a") == BackingImageFact("a", "2")
     assert merged.backing_image("b") is not None and merged.complete
+
+
+def test_volumes_from_objects_keep_what_the_export_rule_reads() -> None:
+    facts = facts_from_objects(
+        [
+            obj("Volume", "vol1", spec={"dataEngine": "v2"}, status={"robustness": "healthy"}),
+            obj("Volume", "vol2", spec={}),
+        ],
+        V112,
+    )
+    assert facts.volume("vol1") == VolumeFact("vol1", "v2", "healthy", "")
+    assert facts.volume("vol2") == VolumeFact("vol2", "v1", "", None)
+    assert facts.volumes is not None and not facts.is_complete("volumes")
+
+
+def test_a_collection_the_cluster_did_not_list_stays_unknown() -> None:
+    facts = facts_from_objects([], V112, complete=True, unlisted=frozenset({"volumes"}))
+    assert facts.volumes is None and not facts.is_complete("volumes")
+    assert facts.backing_images == () and facts.is_complete("backing_images")
+
+
+def test_volumes_only_in_files_are_never_known_absent_after_a_merge() -> None:
+    """A cluster that could not list volumes, merged with files that hold one: the merged
+    facts know that volume, and know no volume to be absent; other collections stay complete."""
+    files = facts_from_objects([obj("Volume", "vol1", spec={})], V112)
+    cluster = facts_from_objects(
+        [], V112, complete=True, origin="cluster", unlisted=frozenset({"volumes"})
+    )
+    merged = files.merged(cluster)
+    assert merged.volume("vol1") is not None
+    assert not merged.is_complete("volumes") and merged.is_complete("backing_images")
+    listed = facts_from_objects([], V112, complete=True, origin="cluster")
+    assert files.merged(listed).is_complete("volumes")
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ def test_discovery_version_and_preloaded_crds(api_client, fake_kube) -> None:
         "backupbackingimages.longhorn.io",
         "backuptargets.longhorn.io",
         "settings.longhorn.io",
+        "volumes.longhorn.io",
     ]
     groups = client.ApisApi(api_client).get_api_versions()
     assert "longhorn.io" in [g.name for g in groups.groups]

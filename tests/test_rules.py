@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from longhorn_bi.engine.facts import BackingImageFact, BackupFact, BackupTargetFact, ClusterFacts
+from longhorn_bi.engine.facts import (
+    BackingImageFact,
+    BackupFact,
+    BackupTargetFact,
+    ClusterFacts,
+    VolumeFact,
+)
 from longhorn_bi.engine.rules import (
     MAX_FINDINGS_PER_RULE,
     RULES,
@@ -179,6 +185,8 @@ ENCRYPTED_CLONE = edit(
 )
 ENCRYPTED = BackingImageFact("parrot", CHECKSUM, True, secret="key")
 FILE_FACTS = ClusterFacts(backups=FACTS.backups)
+VOLUME = VolumeFact("vol1", "v1", "healthy", "longhornio/longhorn-engine:v1.12.1")
+V2_VOLUME = VolumeFact("vol1", "v2", "healthy", "longhornio/longhorn-engine:v1.12.1")
 FACTS_16 = ClusterFacts(
     backup_targets=(BackupTargetFact("default", "s3://backupbucket@us-east-1/"),),
     backing_images=(BackingImageFact("parrot"),),
@@ -651,6 +659,49 @@ CASES = [
         facts=ClusterFacts(
             backup_targets=(BackupTargetFact("default", "nfs://nfs.example:/export", True, ""),)
         ),
+    ),
+    bad(
+        "LHB408", "no volume in the cluster", EXPORT, facts=ClusterFacts(volumes=(), complete=True)
+    ),
+    bad(
+        "LHB408",
+        "no volume in the files",
+        EXPORT,
+        facts=ClusterFacts(volumes=(VolumeFact("vol2"),)),
+        severity=Severity.WARNING,
+    ),
+    bad("LHB408", "v2 volume", EXPORT, facts=ClusterFacts(volumes=(V2_VOLUME,))),
+    bad(
+        "LHB408",
+        "v2 volume on 1.7: not refused",
+        EXPORT,
+        version=V17,
+        facts=ClusterFacts(volumes=(V2_VOLUME,)),
+        severity=Severity.WARNING,
+    ),
+    bad(
+        "LHB408",
+        "faulted volume",
+        EXPORT,
+        version=V16,
+        facts=ClusterFacts(volumes=(VolumeFact("vol1", "v1", "faulted", "img"),), complete=True),
+    ),
+    bad(
+        "LHB408",
+        "no engine image yet",
+        EXPORT,
+        facts=ClusterFacts(volumes=(VolumeFact("vol1", "v1", "unknown", ""),), complete=True),
+        severity=Severity.WARNING,
+    ),
+    good("LHB408", "healthy volume", EXPORT, facts=ClusterFacts(volumes=(VOLUME,), complete=True)),
+    good("LHB408", "detached volume", EXPORT, facts=ClusterFacts(volumes=(VolumeFact("vol1"),))),
+    good("LHB408", "volumes unknown", EXPORT, facts=FACTS),
+    good(
+        "LHB408",
+        "an UPDATE: Longhorn checks on CREATE",
+        EXPORT,
+        facts=ClusterFacts(volumes=(), complete=True),
+        previous=EXPORT,
     ),
     bad("LHB501", "bad target URL", edit(TARGET, spec__backupTargetURL="s3://")),
     bad("LHB501", "bad setting", edit(SETTING, value="nfs://"), version=V16),

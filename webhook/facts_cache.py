@@ -19,7 +19,13 @@ from typing import Any, Protocol
 import aiohttp
 
 from longhorn_bi.engine.errors import ClusterError, InvalidInput
-from longhorn_bi.engine.facts import BACKUP_TARGET_SETTING, ClusterFacts, facts_from_objects
+from longhorn_bi.engine.facts import (
+    BACKUP_TARGET_SETTING,
+    VOLUMES,
+    ClusterFacts,
+    facts_from_objects,
+    volume_fields,
+)
 from longhorn_bi.engine.versions import LonghornVersion, detect_version
 from longhorn_bi.webhook.kube import ApiStatusError, Expired, KubeClient
 from longhorn_bi.webhook.metrics import Metrics
@@ -80,6 +86,12 @@ class ResourceSpec:
     kind: str
     field_selector: str = ""
     name: str = ""  # keep only the object of this name (the selector may be ignored)
+    # An optional resource names the ClusterFacts collection it feeds: that collection is
+    # unknown until its cache syncs (e.g. while RBAC denies it), and every other fact is
+    # served meanwhile.
+    optional: str = ""
+    # What of an object to keep (None: all of it); a change outside it is no change.
+    project: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
     def wanted(self, obj: Mapping[str, Any]) -> bool:
         return not self.name or _name(obj) == self.name
@@ -87,7 +99,8 @@ class ResourceSpec:
 
 def resources_for(version: LonghornVersion) -> tuple[ResourceSpec, ...]:
     """The resources whose objects feed the rules, for a version line: BackupTargets from 1.8
-    (longhorn-manager v1.8.0 added the CRD), the backup-target Setting before."""
+    (longhorn-manager v1.8.0 added the CRD), the backup-target Setting before; Volumes only
+    for the export rule, so optional (a chart whose Role predates them still works)."""
     if version.has_backup_target_crd:
         target = ResourceSpec("backuptargets", "BackupTarget")
     else:
@@ -101,6 +114,7 @@ def resources_for(version: LonghornVersion) -> tuple[ResourceSpec, ...]:
         target,
         ResourceSpec("backingimages", "BackingImage"),
         ResourceSpec("backupbackingimages", "BackupBackingImage"),
+        ResourceSpec("volumes", "Volume", optional=VOLUMES, project=volume_fields),
     )
 
 
@@ -160,7 +174,8 @@ class ResourceCache:
         if not isinstance(obj, Mapping) or not self.spec.wanted(obj) or not _name(obj):
             return None
         # List items may omit kind and apiVersion; facts_from_objects needs them.
-        return {"apiVersion": "longhorn.io/v1beta2", "kind": self.spec.kind, **obj}
+        kept = {"apiVersion": "longhorn.io/v1beta2", "kind": self.spec.kind, **obj}
+        return kept if self.spec.project is None else self.spec.project(kept)
 
     async def _list(self) -> None:
         items, rv = await self.client.list(self.path, self._params())
@@ -195,11 +210,16 @@ class ResourceCache:
                 continue
             kept = self._keep(obj)
             if kept is not None:
+                name = _name(kept)
+                before = self.objects.get(name)
                 if etype == "DELETED":
-                    self.objects.pop(_name(kept), None)
+                    self.objects.pop(name, None)
                 elif etype in {"ADDED", "MODIFIED"}:
-                    self.objects[_name(kept)] = kept
-                self._on_change()
+                    self.objects[name] = kept
+                # Unchanged facts (a projected object whose kept part stayed) keep the built
+                # ClusterFacts: a busy volume's status updates cost no rebuild.
+                if self.objects.get(name) != before:
+                    self._on_change()
             self.resource_version = rv or self.resource_version
         return progressed or time.monotonic() - started >= min(5.0, self._watch_timeout / 2)
 
@@ -290,7 +310,9 @@ class ClusterFactsCache:
         self._built: tuple[int, ClusterFacts] | None = None
 
     def ready(self) -> bool:
-        return bool(self.caches) and all(c.synced.is_set() for c in self.caches)
+        return bool(self.caches) and all(
+            c.synced.is_set() for c in self.caches if not c.spec.optional
+        )
 
     def ages(self) -> Iterable[tuple[str, float | None]]:
         return [(c.spec.plural, c.age) for c in self.caches]
@@ -309,7 +331,16 @@ class ClusterFactsCache:
             return ClusterFacts()
         if self._built is None or self._built[0] != self._generation:
             objects = [obj for cache in self.caches for obj in cache.objects.values()]
-            facts = facts_from_objects(objects, self.version, complete=True, origin="cluster")
+            unsynced = frozenset(
+                c.spec.optional for c in self.caches if c.spec.optional and not c.synced.is_set()
+            )
+            facts = facts_from_objects(
+                objects,
+                self.version,
+                complete=True,
+                origin="cluster",
+                unlisted=unsynced,
+            )
             self._built = (self._generation, facts)
         return self._built[1]
 
@@ -341,11 +372,14 @@ class ClusterFactsCache:
                 await caches
                 return
             try:
-                self.version = await self._version_change(self.version)
+                version = await self._version_change(self.version)
             finally:
                 await cancel_quietly(caches)
+            # The old caches go before the new version shows: no reader may take them for
+            # the new line's (the optional volumes cache made that window visible).
             self.caches = []
             self._changed()
+            self.version = version
 
     async def _version_change(self, current: LonghornVersion) -> LonghornVersion:
         """Poll the CRDs until they say another version line; return it."""

@@ -2,14 +2,22 @@
 stays silent when its facts are unknown.
 
 Facts from files are partial (an object missing from the files may exist in the cluster),
-so "not found" is an error only when the facts are complete, and a warning otherwise.
+so "not found" is an error only when the facts of that collection are complete (listed from
+a cluster), and a warning otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, BackupTargetFact, backup_image_name
+from longhorn_bi.engine.facts import (
+    DEFAULT_TARGET_NAME,
+    IMAGES,
+    TARGETS,
+    VOLUMES,
+    BackupTargetFact,
+    backup_image_name,
+)
 from longhorn_bi.engine.rules.backup import backup_to_make
 from longhorn_bi.engine.rules.base import (
     Finding,
@@ -30,14 +38,15 @@ BBI_VALIDATOR = "webhook/resources/backupbackingimage/validator.go"
 BBI_MUTATOR = "webhook/resources/backupbackingimage/mutator.go"
 BI_VALIDATOR = "webhook/resources/backingimage/validator.go"
 BI_MUTATOR = "webhook/resources/backingimage/mutator.go"
+BIDS_CONTROLLER = "controller/backing_image_data_source_controller.go"
 
 
-def absent_severity(ctx: RuleContext) -> Severity:
-    return Severity.ERROR if ctx.facts.complete else Severity.WARNING
+def absent_severity(ctx: RuleContext, collection: str) -> Severity:
+    return Severity.ERROR if ctx.facts.is_complete(collection) else Severity.WARNING
 
 
-def where(ctx: RuleContext) -> str:
-    return "in the cluster" if ctx.facts.complete else "in the given files"
+def where(ctx: RuleContext, collection: str) -> str:
+    return "in the cluster" if ctx.facts.is_complete(collection) else "in the given files"
 
 
 def _target_of_backup(m: Manifest) -> str:
@@ -52,8 +61,10 @@ def _chosen_target(m: Manifest, ctx: RuleContext) -> tuple[list[Finding], Backup
         target = ctx.facts.target(DEFAULT_TARGET_NAME)
         if target is not None:
             return [], target
-        missing = f"the backup-target setting is not set {where(ctx)}; set it to the store's URL"
-        return [Finding(("spec",), missing, absent_severity(ctx))], None
+        missing = (
+            f"the backup-target setting is not set {where(ctx, TARGETS)}; set it to the store's URL"
+        )
+        return [Finding(("spec",), missing, absent_severity(ctx, TARGETS))], None
     found: list[Finding] = []
     path: Path = ("spec", "backupTargetName") if "backupTargetName" in m.spec else ("spec",)
     name = _target_of_backup(m)
@@ -62,7 +73,7 @@ def _chosen_target(m: Manifest, ctx: RuleContext) -> tuple[list[Finding], Backup
         found.append(
             Finding(
                 path,
-                f"backup target {name!r} does not exist {where(ctx)}; Longhorn then backs up to "
+                f"backup target {name!r} does not exist {where(ctx, TARGETS)}; Longhorn then backs up to "
                 f"the {DEFAULT_TARGET_NAME!r} target instead; create it or fix the name",
                 Severity.WARNING,
             )
@@ -72,10 +83,10 @@ def _chosen_target(m: Manifest, ctx: RuleContext) -> tuple[list[Finding], Backup
         found.append(
             Finding(
                 path,
-                f"backup target {DEFAULT_TARGET_NAME!r} does not exist {where(ctx)}, so Longhorn "
+                f"backup target {DEFAULT_TARGET_NAME!r} does not exist {where(ctx, TARGETS)}, so Longhorn "
                 f"refuses the backup; create BackupTarget {DEFAULT_TARGET_NAME!r} with "
                 "spec.backupTargetURL",
-                absent_severity(ctx),
+                absent_severity(ctx, TARGETS),
             )
         )
     return found, target
@@ -148,12 +159,16 @@ def check_image_exists(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     image = ctx.facts.backing_image(image_name)
     if image is None:
         count = len(ctx.facts.backing_images)
-        among = "" if ctx.facts.complete else f" (the files hold {count} other BackingImage(s))"
+        among = (
+            ""
+            if ctx.facts.is_complete(IMAGES)
+            else f" (the files hold {count} other BackingImage(s))"
+        )
         yield Finding(
             path,
-            f"backing image {image_name!r} does not exist {where(ctx)}{among}; create it first or "
+            f"backing image {image_name!r} does not exist {where(ctx, IMAGES)}{among}; create it first or "
             "fix the name",
-            absent_severity(ctx),
+            absent_severity(ctx, IMAGES),
         )
     elif ctx.version.has_data_engine and image.data_engine == "v2":
         yield Finding(
@@ -222,8 +237,8 @@ def check_clone_source(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     if source is None:
         yield Finding(
             path,
-            f"backing image {source_name!r} does not exist {where(ctx)}; create it first",
-            absent_severity(ctx),
+            f"backing image {source_name!r} does not exist {where(ctx, IMAGES)}; create it first",
+            absent_severity(ctx, IMAGES),
         )
         return
     encryption = m.source_parameters.get("encryption") or "ignore"
@@ -240,5 +255,70 @@ def check_clone_source(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             path,
             f"{source_name!r} has no checksum yet (its content is not ready), and Longhorn refuses "
             "to clone it until it has; wait for it",
-            absent_severity(ctx),
+            absent_severity(ctx, IMAGES),
+        )
+
+
+@rule(
+    "LHB408",
+    "export-volume",
+    Severity.ERROR,
+    BI,
+    "the volume to export exists and can be exported",
+    source=(manager(BI_VALIDATOR, "1.6-1.12"), manager(BIDS_CONTROLLER, "1.6-1.12")),
+    source_types={"export-from-volume"},
+)
+def check_export_volume(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
+    """On CREATE Longhorn refuses an export whose volume does not exist, is faulted, or (from
+    1.8) uses the v2 data engine (1.6/1.7 do not check it: a warning there). It also looks up
+    the engine image of the volume's status.currentImage, so a volume without one yet is
+    refused until it has (a warning: it is transient). Facts from files tell neither absence
+    nor a current state, so there those are warnings. A detached volume is fine: the data
+    source controller attaches it for the export."""
+    name = as_text(m.source_parameters.get("volume-name"))
+    if (
+        m.source_type != "export-from-volume"
+        or not name
+        or ctx.facts.volumes is None
+        or ctx.previous is not None  # an UPDATE: Longhorn checks the volume on CREATE only
+        or m.obj.get("status")  # written by Longhorn: created already
+    ):
+        return
+    path = (*PARAMS, "volume-name")
+    volume = ctx.facts.volume(name)
+    if volume is None:
+        yield Finding(
+            path,
+            f"volume {name!r} does not exist {where(ctx, VOLUMES)}; create it first or fix the name",
+            absent_severity(ctx, VOLUMES),
+        )
+        return
+    v2 = volume.data_engine == "v2"
+    if v2 and ctx.version.rejects_export_from_v2_volume:
+        yield Finding(
+            path,
+            f"volume {name!r} uses the v2 data engine, and Longhorn refuses to export a backing "
+            "image from a v2 volume; export a v1 volume",
+        )
+        return
+    if v2:  # 1.6/1.7 let it through, then check what 1.8+ checks after the data engine
+        yield Finding(
+            path,
+            f"volume {name!r} uses the v2 data engine: exporting a backing image from it is not "
+            "supported (Longhorn refuses it from 1.8); export a v1 volume",
+            Severity.WARNING,
+        )
+    if volume.robustness == "faulted":
+        yield Finding(
+            path,
+            f"volume {name!r} is faulted, and Longhorn refuses to export a faulted volume; "
+            "recover it first",
+            absent_severity(ctx, VOLUMES),
+        )
+    elif volume.current_image == "":
+        yield Finding(
+            path,
+            f"volume {name!r} has no engine image yet (status.currentImage), and Longhorn refuses "
+            "the export until it has; wait for the volume to be created",
+            Severity.WARNING,
         )

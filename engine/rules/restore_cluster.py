@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 from longhorn_bi.engine.backup_url import BackingImageBackupURL, parse_backup_url
 from longhorn_bi.engine.errors import InvalidBackupURL
-from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME, BackupFact, BackupTargetFact
+from longhorn_bi.engine.facts import (
+    BACKUPS,
+    DEFAULT_TARGET_NAME,
+    TARGETS,
+    BackupFact,
+    BackupTargetFact,
+)
 from longhorn_bi.engine.rules.base import (
     Finding,
     Manifest,
@@ -104,10 +110,10 @@ def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         if _matched_backup(m, restore, ctx) is None:
             yield Finding(
                 path,
-                f"no BackupBackingImage {where(ctx)} has status.url {m.source_parameters['backup-url']!r}, "
+                f"no BackupBackingImage {where(ctx, BACKUPS)} has status.url {m.source_parameters['backup-url']!r}, "
                 "and Longhorn's mutator refuses a restore it cannot match to a backup; copy "
                 "status.url exactly, or give backup-target-name",
-                absent_severity(ctx),
+                absent_severity(ctx, BACKUPS),
             )
         return
     if ctx.facts.backup_targets is None:
@@ -118,8 +124,8 @@ def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         if named:
             yield Finding(
                 (*PARAMS, "backup-target-name"),
-                f"backup target {named!r} does not exist {where(ctx)}; the restore waits for it",
-                absent_severity(ctx),
+                f"backup target {named!r} does not exist {where(ctx, TARGETS)}; the restore waits for it",
+                absent_severity(ctx, TARGETS),
             )
         return
     store = target.store

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from longhorn_bi.engine.backup_url import BackupTarget, parse_target
 from longhorn_bi.engine.errors import InvalidBackupURL
+from longhorn_bi.engine.facts import TARGETS
 from longhorn_bi.engine.rules.base import (
     BACKUPSTORE,
     Citation,
@@ -118,7 +119,7 @@ def check_target_unique(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         if other.name != m.name and store is not None and _same_store_key(store) == key:
             yield Finding(
                 ("spec", "backupTargetURL"),
-                f"backup target {other.name!r} {where(ctx)} already uses {other.url}; one store "
+                f"backup target {other.name!r} {where(ctx, TARGETS)} already uses {other.url}; one store "
                 "is one BackupTarget",
             )
             return

@@ -6,12 +6,19 @@ from pathlib import Path
 
 import yaml
 
-from tests.support import crd_file
+from tests.support import crd_file, volume_crd_file
 
 from .server import FakeKubeServer
 from .store import ApiError, Resource
 
-__all__ = ["ApiError", "FakeKubeServer", "Resource", "crd_file", "write_kubeconfig"]
+__all__ = [
+    "ApiError",
+    "FakeKubeServer",
+    "Resource",
+    "crd_file",
+    "volume_crd_file",
+    "write_kubeconfig",
+]
 
 
 def write_kubeconfig(

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from . import FakeKubeServer, crd_file, write_kubeconfig
+from . import FakeKubeServer, crd_file, volume_crd_file, write_kubeconfig
 
 
 @pytest.fixture
 def fake_kube() -> Iterator[FakeKubeServer]:
-    """A started fake API server with the Longhorn v1.12 CRDs; stopped at teardown."""
-    with FakeKubeServer(crds=crd_file("1.12")) as server:
+    """A started fake API server with the Longhorn v1.12 CRDs (and Volume's); stopped at
+    teardown."""
+    with FakeKubeServer(crds=(crd_file("1.12"), volume_crd_file("1.12"))) as server:
         yield server
 
 

@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ class FakeKubeServer:
 
     def __init__(
         self,
-        crds: Path | None = None,
+        crds: Path | Sequence[Path] | None = None,
         *,
         token: str | None = None,
         user: str = "system:serviceaccount:default:test",
@@ -66,7 +67,8 @@ class FakeKubeServer:
         git_version: str = "v1.32.0",
         tls: tuple[Path, Path] | None = None,
     ) -> None:
-        """`tls`: (certfile, keyfile) to serve HTTPS instead of plain HTTP."""
+        """`crds`: CRD file(s) to serve; `tls`: (certfile, keyfile) to serve HTTPS instead of
+        plain HTTP."""
         self.token, self.user, self.namespace = token, user, namespace
         self.git_version, self.tls = git_version, tls
         self.store = Store()
@@ -78,7 +80,8 @@ class FakeKubeServer:
         self._thread: threading.Thread | None = None
         for res in BUILTIN:
             self.store.register(res)
-        for crd in load_crds(crds) if crds else []:
+        files = [crds] if isinstance(crds, Path) else list(crds or ())
+        for crd in (crd for path in files for crd in load_crds(path)):
             self.store.register(crd_resource(crd))
             self.put(crd)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakekube import FakeKubeServer, crd_file, write_kubeconfig
+from tests.fakekube import FakeKubeServer, crd_file, volume_crd_file, write_kubeconfig
 from tests.support import run_cli
 
 NS = "longhorn-system"
@@ -149,7 +149,7 @@ def cluster(fake_kube: FakeKubeServer, fake_kubeconfig: Path) -> Cluster:
 @pytest.fixture
 def cluster16(tmp_path: Path) -> Iterator[Cluster]:
     """A Longhorn 1.6 cluster: the backup-target Setting configures the one target."""
-    with FakeKubeServer(crds=crd_file("1.6")) as server:
+    with FakeKubeServer(crds=(crd_file("1.6"), volume_crd_file("1.6"))) as server:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig16", server.url, token=server.token)
         c = Cluster(server, kubeconfig)
         c.seed(

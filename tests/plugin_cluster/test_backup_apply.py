@@ -202,9 +202,11 @@ def test_wait_and_dry_run_do_not_mix(cluster: Cluster):
 
 
 def test_longhorn_16_backup_waits_to_completion_in_another_namespace(tmp_path):
-    from tests.fakekube import FakeKubeServer, crd_file, write_kubeconfig
+    from tests.fakekube import FakeKubeServer, crd_file, volume_crd_file, write_kubeconfig
 
-    with FakeKubeServer(crds=crd_file("1.6"), namespace="storage") as server:
+    with FakeKubeServer(
+        crds=(crd_file("1.6"), volume_crd_file("1.6")), namespace="storage"
+    ) as server:
         kubeconfig = write_kubeconfig(tmp_path / "kc", server.url, namespace="storage")
         cluster = Cluster(server, kubeconfig)
         setting = {

@@ -88,3 +88,54 @@ def test_an_unreadable_cluster_is_an_error_not_a_pass(tmp_path):
     assert result.returncode == 1
     assert "does not exist" in result.stderr
     assert result.stdout == ""
+
+
+def export_doc(name: str, volume: str) -> dict[str, object]:
+    return {
+        "apiVersion": "longhorn.io/v1beta2",
+        "kind": "BackingImage",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "sourceType": "export-from-volume",
+            "sourceParameters": {"volume-name": volume, "export-type": "qcow2"},
+        },
+    }
+
+
+def volume_doc(name: str, robustness: str = "healthy") -> dict[str, object]:
+    return {
+        "apiVersion": "longhorn.io/v1beta2",
+        "kind": "Volume",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"dataEngine": "v1", "size": "1073741824"},
+        "status": {"robustness": robustness, "currentImage": "longhornio/longhorn-engine:v1.12.1"},
+    }
+
+
+def test_an_export_meets_the_cluster_s_volumes(cluster: Cluster, tmp_path):
+    cluster.seed(volume_doc("vol-ok"), volume_doc("vol-faulted", "faulted"))
+    manifest = write(
+        tmp_path / "exports.yaml",
+        export_doc("from-ok", "vol-ok"),
+        export_doc("from-faulted", "vol-faulted"),
+        export_doc("from-gone", "vol-gone"),
+    )
+    result = cluster.cli("validate", str(manifest), "--cluster", "-o", "json")
+    assert result.returncode == 1
+    found = {(r["name"], r["rule"], r["severity"]) for r in json.loads(result.stdout)["results"]}
+    assert found == {("from-faulted", "LHB408", "error"), ("from-gone", "LHB408", "error")}
+
+
+def test_volumes_rbac_denied_leaves_the_export_unchecked_not_failed(cluster: Cluster, tmp_path):
+    """Without `list` on volumes the command still runs: a volume given only in the files is
+    not "known absent" (volumes stay unknown in the cluster's facts)."""
+    cluster.server.forbid("list", "volumes")
+    manifest = write(
+        tmp_path / "export.yaml", volume_doc("vol-new"), export_doc("from-new", "vol-new")
+    )
+    result = cluster.cli("validate", str(manifest), "--cluster", "--strict", "-o", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    gone = write(tmp_path / "gone.yaml", export_doc("from-gone", "vol-gone"))
+    result = cluster.cli("validate", str(gone), "--cluster", "-o", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["results"] == []

@@ -21,6 +21,7 @@ from longhorn_bi.engine.facts import (
     BackupFact,
     BackupTargetFact,
     ClusterFacts,
+    VolumeFact,
 )
 from longhorn_bi.engine.versions import LonghornVersion
 from longhorn_bi.webhook.facts_cache import StaticFacts
@@ -36,7 +37,8 @@ V112 = LonghornVersion(1, 12)
 
 
 def cluster_facts() -> ClusterFacts:
-    """A v1.12 cluster: target `default` available, image `parrot` ready and backed up."""
+    """A v1.12 cluster: target `default` available, image `parrot` ready and backed up, a
+    healthy v1 volume `vol1`."""
     return ClusterFacts(
         backup_targets=(BackupTargetFact("default", TARGET_URL, True),),
         backing_images=(BackingImageFact("parrot", CHECKSUM, True),),
@@ -50,6 +52,7 @@ def cluster_facts() -> ClusterFacts:
                 "Completed",
             ),
         ),
+        volumes=(VolumeFact("vol1", "v1", "healthy", "longhornio/longhorn-engine:v1.12.1"),),
         complete=True,
         origin="cluster",
     )

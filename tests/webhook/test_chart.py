@@ -130,7 +130,7 @@ def test_rbac_is_read_only_on_the_resources_used() -> None:
     verbs = re.findall(r"verbs: (\[.*\])", text)
     assert verbs == ['["get", "list", "watch"]', '["get", "list", "watch"]', '["get"]']
     assert re.findall(r"resources: (\[.*\])", text) == [
-        '["backingimages", "backupbackingimages", "backuptargets"]',
+        '["backingimages", "backupbackingimages", "backuptargets", "volumes"]',
         '["settings"]',
         '["customresourcedefinitions"]',
     ]

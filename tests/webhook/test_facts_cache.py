@@ -19,7 +19,7 @@ from longhorn_bi.webhook.facts_cache import Backoff, ClusterFactsCache, Resource
 from longhorn_bi.webhook.kube import KubeClient, load_auth
 from longhorn_bi.webhook.logging_json import JsonFormatter
 from longhorn_bi.webhook.metrics import Metrics
-from tests.fakekube import FakeKubeServer, crd_file, write_kubeconfig
+from tests.fakekube import FakeKubeServer, crd_file, volume_crd_file, write_kubeconfig
 from tests.webhook.helpers import CHECKSUM, NS, TARGET_URL, backing_image, backup, review
 
 FAST = Backoff(0.01, 0.1)
@@ -91,7 +91,12 @@ async def test_lists_then_follows_changes(fake_kube: FakeKubeServer, fake_kubeco
     async with running(fake_kubeconfig) as cache:
         await cache.wait_synced()
         assert cache.version == LonghornVersion(1, 12)  # read from the v1.12 CRDs
-        assert sorted(by_plural(cache)) == ["backingimages", "backupbackingimages", "backuptargets"]
+        assert sorted(by_plural(cache)) == [
+            "backingimages",
+            "backupbackingimages",
+            "backuptargets",
+            "volumes",
+        ]
         facts = cache.facts()
         assert facts.complete and facts.origin == "cluster"
         assert [b.name for b in facts.backing_images or ()] == ["parrot"]
@@ -106,6 +111,55 @@ async def test_lists_then_follows_changes(fake_kube: FakeKubeServer, fake_kubeco
         fake_kube.delete("backingimages", NS, "parrot")
         await until(lambda: cache.facts().backing_image("parrot") is None)
         assert all(c.lists == 1 for c in cache.caches)
+
+
+def volume(name: str, data_engine: str = "v1", robustness: str = "healthy") -> dict[str, Any]:
+    return {
+        "apiVersion": "longhorn.io/v1beta2",
+        "kind": "Volume",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"dataEngine": data_engine},
+        "status": {"robustness": robustness, "currentImage": "longhornio/longhorn-engine:v1.12.1"},
+    }
+
+
+@pytest.mark.asyncio
+async def test_volumes_are_cached_for_the_export_rule(
+    fake_kube: FakeKubeServer, fake_kubeconfig: Path
+) -> None:
+    fake_kube.put(volume("vol1"))
+    async with running(fake_kubeconfig) as cache:
+        await until(lambda: cache.facts().volumes is not None)
+        facts = cache.facts()
+        assert facts.is_complete("volumes") and facts.volume("vol1") is not None
+        fake_kube.put(volume("vol2", "v2"))
+        await until(lambda: cache.facts().volume("vol2") is not None)
+        assert cache.facts().volume("vol2").data_engine == "v2"  # type: ignore[union-attr]
+        # A status change the facts do not read (volumes change often) keeps the built facts.
+        built = cache.facts()
+        volumes = by_plural(cache)["volumes"]
+        fake_kube.update_status("volumes", NS, "vol1", {"actualSize": "4096"})
+        newest = str(fake_kube.resource_version)
+        await until(lambda: volumes.resource_version == newest)
+        assert cache.facts() is built
+        fake_kube.update_status("volumes", NS, "vol1", {"robustness": "faulted"})
+        await until(lambda: cache.facts().volume("vol1").robustness == "faulted")  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_forbidden_volumes_leave_only_volumes_unknown(
+    fake_kube: FakeKubeServer, fake_kubeconfig: Path
+) -> None:
+    """A Role without `volumes` (a chart from before LHB408): the other facts are served,
+    complete; volumes stay unknown, so the export rule is silent instead of denying."""
+    fake_kube.forbid("list", "volumes")
+    fake_kube.put(image("parrot"))
+    async with running(fake_kubeconfig) as cache:
+        await cache.wait_synced()
+        facts = cache.facts()
+        assert facts.backing_image("parrot") is not None and facts.is_complete("backing_images")
+        assert facts.volumes is None and not facts.is_complete("volumes")
+        assert not by_plural(cache)["volumes"].synced.is_set()
 
 
 @pytest.mark.asyncio
@@ -155,7 +209,7 @@ async def test_bookmarks_keep_an_idle_watch_current(
         await until(lambda: cache.facts().backing_image("after") is not None)
         assert images.lists == 1
         ages = dict(cache.ages())
-        assert set(ages) == {"backuptargets", "backingimages", "backupbackingimages"}
+        assert set(ages) == {"backuptargets", "backingimages", "backupbackingimages", "volumes"}
         assert all(age is not None and age >= 0 for age in ages.values())
 
 
@@ -264,7 +318,7 @@ async def test_reviews_use_live_facts(
 
 @pytest.mark.asyncio
 async def test_longhorn_v16_uses_the_backup_target_setting(tmp_path: Path) -> None:
-    with FakeKubeServer(crds=crd_file("1.6"), token="t") as fake:
+    with FakeKubeServer(crds=(crd_file("1.6"), volume_crd_file("1.6")), token="t") as fake:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake.url, token="t")
         fake.put(
             {
@@ -285,7 +339,12 @@ async def test_longhorn_v16_uses_the_backup_target_setting(tmp_path: Path) -> No
         async with running(kubeconfig) as cache:
             await cache.wait_synced()
             assert cache.version == LonghornVersion(1, 6)
-            assert sorted(by_plural(cache)) == ["backingimages", "backupbackingimages", "settings"]
+            assert sorted(by_plural(cache)) == [
+                "backingimages",
+                "backupbackingimages",
+                "settings",
+                "volumes",
+            ]
             assert list(by_plural(cache)["settings"].objects) == ["backup-target"]
             default = cache.facts().target("default")
             assert default is not None and default.url == TARGET_URL
@@ -322,7 +381,7 @@ async def test_version_detection_waits_for_longhorn(tmp_path: Path) -> None:
 async def test_an_upgrade_of_the_crds_switches_the_version_line(tmp_path: Path) -> None:
     from tests.fakekube.store import crd_resource, load_crds
 
-    with FakeKubeServer(crds=crd_file("1.6"), token="t") as fake:
+    with FakeKubeServer(crds=(crd_file("1.6"), volume_crd_file("1.6")), token="t") as fake:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake.url, token="t")
         async with running(kubeconfig, version_poll_seconds=0.05) as cache:
             await cache.wait_synced()

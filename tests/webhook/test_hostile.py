@@ -59,6 +59,7 @@ def _facts() -> ClusterFacts:
         backup_targets=targets,
         backing_images=base.backing_images,
         backups=base.backups,
+        volumes=base.volumes,
         complete=True,
         origin="cluster",
     )

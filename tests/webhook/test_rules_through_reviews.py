@@ -86,6 +86,10 @@ CASES: dict[str, tuple[dict[str, Any], LonghornVersion]] = {
         V112,
     ),
     "LHB407": (_restore(**{"backup-target-name": "s3-no-secret"}), V112),
+    "LHB408": (
+        backing_image(sourceType="export-from-volume", sourceParameters={"volume-name": "gone"}),
+        V112,
+    ),
 }
 
 
