@@ -202,21 +202,17 @@ def test_deletes(store) -> None:
 
 
 def test_locks(store, fast_locks) -> None:
-    first = BackupstoreLock(store, BACKUP_LOCK, fast_locks).start()
-    second = BackupstoreLock(store, BACKUP_LOCK, fast_locks).start()
+    first = BackupstoreLock(store, BACKUP_LOCK, fast_locks).acquire()
+    second = BackupstoreLock(store, BACKUP_LOCK, fast_locks)
     try:
-        first.wait_acquired()
-        second.wait_acquired()  # backups and restores share
+        second.acquire()  # backups and restores share
         stored = sorted(store.list(lock_dir()))
         assert stored == sorted(f"{lock.name}.lck" for lock in (first, second))
         body = json.loads(store.read(f"{lock_dir()}/{first.name}.lck"))
         assert body == {"Name": first.name, "Type": BACKUP_LOCK, "Acquired": True}
-        delete = BackupstoreLock(store, DELETION_LOCK, fast_locks).start()
-        try:
-            with pytest.raises(LockConflict):
-                delete.wait_acquired()
-        finally:
-            delete.release()
+        delete = BackupstoreLock(store, DELETION_LOCK, fast_locks)
+        with pytest.raises(LockConflict):
+            delete.acquire()
     finally:
         first.release()
         second.release()
