@@ -82,7 +82,7 @@ def test_in_cluster_verify_runs_an_indexed_job_and_sums_it_up(
     assert "FAILED  liar: failed: the backup's checksum" in result.stdout
     assert "7 backup(s): 1 failed, 6 ok" in result.stderr
     # every backup verified exactly once, split over the shards
-    verified = [line.split()[1] for out in outputs for line in out.splitlines()]
+    verified = [line.split()[1].rstrip(":") for out in outputs for line in out.splitlines()]
     assert sorted(verified) == sorted(names)
     assert all(notes_of(cluster.server, n)[VERIFY_RESULT] == "ok" for n in names[:-1])
 
@@ -110,7 +110,11 @@ def test_in_cluster_verify_runs_an_indexed_job_and_sums_it_up(
 
 def test_a_failed_shard_fails_the_run(cluster: Cluster, tmp_path: Path) -> None:
     _seed(cluster, tmp_path, [f"bi-{i}" for i in range(6)])
-    controller = Controller(lambda: _run_pods(cluster, _wait_for_job(cluster), fail_index=1))
+
+    def pods() -> None:
+        _run_pods(cluster, _wait_for_job(cluster), fail_index=1)
+
+    controller = Controller(pods)
     controller.start()
     env = {"LONGHORN_BI_POLL": "0.05"}
     result = cluster.cli("verify", "--in-cluster", "--all", "--shards", str(SHARDS), env=env)
