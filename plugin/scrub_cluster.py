@@ -1,4 +1,4 @@
-"""Verify a cluster's backing image backups from here: targets and Secrets read from the
+"""Choose and verify a cluster's backing image backups from here: targets and Secrets read from the
 cluster, every backup read back under Longhorn's lock, the outcome recorded on the object.
 
 Only the BackupBackingImages' annotations and Events are written; the store is never written
@@ -23,6 +23,7 @@ from longhorn_bi.engine.errors import (
 from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME
 from longhorn_bi.engine.scrub.credentials import credential_env, store_environment
 from longhorn_bi.engine.scrub.outcome import ERROR, FAILED, SKIPPED, Outcome, judge, timestamp
+from longhorn_bi.engine.scrub.shards import sample, shard
 from longhorn_bi.plugin.cluster_cmds import PLURAL, target_of
 from longhorn_bi.plugin.kube import Kube
 
@@ -146,3 +147,39 @@ class ClusterVerifier:
         }
         path = self.kube.core_path("events")
         self.kube.rest("POST", path, verb="create", plural="events", body=event)
+
+
+def stored_size(obj: Mapping[str, Any]) -> int:
+    """status.size in bytes (an int or a digit string), 0 when unknown."""
+    value = (obj.get("status") or {}).get("size")
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def select(
+    kube: Kube,
+    names: tuple[str, ...],
+    *,
+    all_: bool,
+    target: str | None,
+    fraction: float,
+    seed: str,
+    shards: int,
+    index: int,
+) -> list[dict[str, Any]]:
+    """The BackupBackingImages this run (or shard) verifies, sorted by name."""
+    if not names and not all_ and not target:
+        raise InvalidInput(
+            "say which backups to verify",
+            hint="name them (verify BACKUP...), or give --all or --target NAME",
+        )
+    if names:
+        objects = [kube.get(PLURAL, name) for name in dict.fromkeys(names)]
+    else:
+        objects = kube.list(PLURAL)
+    if target:
+        objects = [o for o in objects if target_of(o) == target]
+    by_name = {str((o.get("metadata") or {}).get("name", "")): o for o in objects}
+    chosen = shard(sample(by_name, fraction, seed), shards, index)
+    return [by_name[name] for name in chosen]

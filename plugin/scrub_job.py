@@ -21,6 +21,7 @@ from longhorn_bi.engine.scrub.outcome import OK, VERIFIED_AT, VERIFY_RESULT
 from longhorn_bi.engine.scrub.shards import check_shards
 from longhorn_bi.plugin.cluster_cmds import PLURAL, target_of
 from longhorn_bi.plugin.kube import Kube, format_duration
+from longhorn_bi.plugin.scrub_cluster import read_target, select
 
 NAME = "longhorn-bi-verify"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "kubectl-longhorn-bi"}
@@ -209,16 +210,12 @@ def follow(kube: Kube, name: str, shards: int) -> Mapping[str, Any]:
 
 
 def secrets_of(kube: Kube, objects: list[dict[str, Any]]) -> list[str]:
-    from longhorn_bi.plugin.scrub_cluster import read_target
-
     names = {target_of(o) for o in objects}
     return sorted({s for s in (read_target(kube, n).secret for n in names) if s})
 
 
 def run_job(kube: Kube, spec: JobSpec) -> int:
     """Create RBAC and the Job, follow it, print the summary; the exit code."""
-    from longhorn_bi.plugin.verify import select
-
     check_shards(spec.shards)
     chosen = select(
         kube,

@@ -9,57 +9,24 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from longhorn_bi.engine.errors import ExitCode, InvalidInput
+from longhorn_bi import __version__
+from longhorn_bi.engine.errors import ExitCode
 from longhorn_bi.engine.scrub.outcome import ERROR, FAILED, OK, SKIPPED, Outcome, metrics_text
-from longhorn_bi.engine.scrub.shards import check_fraction, sample, shard
-from longhorn_bi.plugin.cluster_cmds import PLURAL, human_size, target_of
+from longhorn_bi.engine.scrub.shards import check_fraction
+from longhorn_bi.plugin.cluster_cmds import PLURAL, human_size
 from longhorn_bi.plugin.kube import Kube, connection_from, connection_options, name_completer
 from longhorn_bi.plugin.options import namespace_option
 from longhorn_bi.plugin.progress import progress_bar
+from longhorn_bi.plugin.scrub_cluster import ClusterVerifier, select, stored_size
 
-DEFAULT_IMAGE = "ghcr.io/longhorn-bi/longhorn-bi"
-
-
-def _size(obj: Mapping[str, Any]) -> int:
-    value = (obj.get("status") or {}).get("size")
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def select(
-    kube: Kube,
-    names: tuple[str, ...],
-    *,
-    all_: bool,
-    target: str | None,
-    fraction: float,
-    seed: str,
-    shards: int,
-    index: int,
-) -> list[dict[str, Any]]:
-    """The BackupBackingImages this run (or shard) verifies, sorted by name."""
-    if not names and not all_ and not target:
-        raise InvalidInput(
-            "say which backups to verify",
-            hint="name them (verify BACKUP...), or give --all or --target NAME",
-        )
-    if names:
-        objects = [kube.get(PLURAL, name) for name in dict.fromkeys(names)]
-    else:
-        objects = kube.list(PLURAL)
-    if target:
-        objects = [o for o in objects if target_of(o) == target]
-    by_name = {str((o.get("metadata") or {}).get("name", "")): o for o in objects}
-    chosen = shard(sample(by_name, fraction, seed), shards, index)
-    return [by_name[name] for name in chosen]
+# The chart's image (repository and appVersion): the README builds it.
+DEFAULT_IMAGE = f"ghcr.io/longhorn-bi/longhorn-bi:{__version__}"
 
 
 def write_textfile(path: str, outcomes: list[Outcome], namespace: str) -> None:
@@ -177,11 +144,9 @@ def verify(
         shards=shards,
         index=shard_index,
     )
-    from longhorn_bi.plugin.scrub_cluster import ClusterVerifier
-
     verifier = ClusterVerifier(kube, concurrency=concurrency, record=record)
     outcomes = []
-    with progress_bar(sum(_size(o) for o in chosen), "verify") as progress:
+    with progress_bar(sum(stored_size(o) for o in chosen), "verify") as progress:
         for obj in chosen:
             outcomes.append(verifier.verify(obj, progress))
     if textfile:

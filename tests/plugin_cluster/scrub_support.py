@@ -13,7 +13,7 @@ from longhorn_bi.engine.store.drivers import open_store
 from longhorn_bi.engine.store.layout import block_key
 from longhorn_bi.engine.store.locks import LockTimings
 from tests.fakekube import FakeKubeServer
-from tests.plugin_cluster.conftest import API, NS, Cluster
+from tests.plugin_cluster.conftest import API, NS, Cluster, backup
 
 BLOCK = 2 * 1024 * 1024
 FAST = LockTimings(check_wait=0.05, check_interval=0.1, max_wait=3.0)
@@ -34,16 +34,11 @@ def backup_object(
     target: str = "default",
     size: int = 0,
 ) -> dict[str, Any]:
-    status: dict[str, Any] = {"state": state, "backingImage": name}
+    """A BackupBackingImage (conftest.backup) of a real backup: its URL, checksum and size."""
+    obj: dict[str, Any] = backup(name, state=state, target=target, size=size)
     if state == "Completed":
-        status |= {"url": url, "checksum": checksum, "size": size, "progress": 100}
-    return {
-        "apiVersion": API,
-        "kind": "BackupBackingImage",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"userCreated": True, "backingImage": name, "backupTargetName": target},
-        "status": status,
-    }
+        obj["status"] |= {"url": url, "checksum": checksum}
+    return obj
 
 
 def target_object(name: str, url: str, secret: str = "") -> dict[str, Any]:

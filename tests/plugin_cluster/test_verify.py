@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from longhorn_bi.engine.scrub.outcome import VERIFIED_AT, VERIFY_RESULT
+from longhorn_bi.engine.store.drivers import open_store
 from tests.plugin_cluster.conftest import NS, Cluster
 from tests.plugin_cluster.scrub_support import (
     backup_object,
@@ -119,17 +120,12 @@ def test_verify_reads_s3_credentials_from_the_targets_secret(
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith("ok")
 
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
     offset, key = store.block_keys("cloudy")[0]
-    s3.put_object(Bucket=s3_bucket, Key=key, Body=b"not the block")
+    driver = open_store(target)  # the s3_bucket fixture's credentials, in this process
+    try:
+        driver.write(key, b"not the block")
+    finally:
+        driver.close()
     bad = cluster.cli("verify", "cloudy", env=env)
     assert bad.returncode == 1
     assert f"offset {offset}" in bad.stdout

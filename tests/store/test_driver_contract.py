@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from longhorn_bi.engine.errors import LockConflict, NotFound
+from longhorn_bi.engine.errors import IntegrityError, LockConflict, NotFound
 from longhorn_bi.engine.store.admin import list_backups, remove_backup
 from longhorn_bi.engine.store.backup import backup_image
 from longhorn_bi.engine.store.block_io import BufferPool, _read
@@ -154,10 +154,14 @@ def test_whole_and_ranged_reads(store) -> None:
         assert read_into("r/empty", bytearray(16)) == 0
         with pytest.raises(NotFound):
             read_into("r/missing", bytearray(16))
+    # a stored block (at most a block and some slack) through the pool; larger is refused
+    store.write("r/block", data[:BLOCK])
     pool = BufferPool(1)
-    got, pooled = _read(store, "r/data", pool)
-    assert bytes(got) == data
+    got, pooled = _read(store, "r/block", pool)
+    assert bytes(got) == data[:BLOCK]
     pool.put(pooled)
+    with pytest.raises(IntegrityError):
+        _read(store, "r/data", pool)
 
 
 def test_writes_are_atomic(store) -> None:
