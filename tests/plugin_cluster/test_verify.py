@@ -30,6 +30,8 @@ def test_verify_names_each_bad_backup_and_offset(cluster: Cluster, tmp_path: Pat
         recorded = "0" * 128 if name == "renamed" else checksum
         cluster.seed(backup_object(name, url, recorded, target="local", size=size))
     cluster.seed(backup_object("running", "", "", state="InProgress", target="local"))
+    gone = f"{store.target}?backingImage=vanished"  # the CR outlived its backup's files
+    cluster.seed(backup_object("vanished", gone, "a" * 128, target="local"))
     assert store.root is not None
     rotten_offset, rotten_key = store.block_keys("rotten")[1]
     path = store.root / rotten_key
@@ -51,7 +53,8 @@ def test_verify_names_each_bad_backup_and_offset(cluster: Cluster, tmp_path: Pat
     assert lines["lost"].startswith("FAILED") and f"offset {lost_offset}" in lines["lost"]
     assert "status.checksum" in lines["renamed"]
     assert lines["running"].startswith("SKIPPED")
-    assert "5 backup(s): 1 ok" in result.stderr and "3 failed" in result.stderr
+    assert lines["vanished"].startswith("FAILED") and "no backup of" in lines["vanished"]
+    assert "6 backup(s): 1 ok" in result.stderr and "4 failed" in result.stderr
     assert _files(store.root) == before  # nothing written; the lock file is gone again
 
     assert notes_of(cluster.server, "good")[VERIFY_RESULT] == "ok"
@@ -59,7 +62,7 @@ def test_verify_names_each_bad_backup_and_offset(cluster: Cluster, tmp_path: Pat
     assert notes_of(cluster.server, "rotten")[VERIFY_RESULT].startswith("failed: 1 bad block")
     assert VERIFY_RESULT not in notes_of(cluster.server, "running")
     events = {e["involvedObject"]["name"]: e for e in objects(cluster.server, "events")}
-    assert sorted(events) == ["lost", "renamed", "rotten"]
+    assert sorted(events) == ["lost", "renamed", "rotten", "vanished"]
     assert events["rotten"]["type"] == "Warning"
     assert events["rotten"]["reason"] == "BackupVerifyFailed"
 
