@@ -31,7 +31,9 @@ from longhorn_bi.plugin.options import (
 )
 
 PLURAL = "backupbackingimages"
-COLUMNS = ("NAME", "BACKING-IMAGE", "TARGET", "STATE", "PROGRESS", "SIZE", "AGE")
+COLUMNS = ("NAME", "BACKING-IMAGE", "TARGET", "STATE", "PROGRESS", "SIZE", "VERIFIED", "AGE")
+# Written by `verify` (engine/scrub/outcome.py holds the same keys; not imported: list stays light).
+VERIFIED_AT, VERIFY_RESULT = "longhorn-bi.io/verified-at", "longhorn-bi.io/verify-result"
 WIDE_COLUMNS = ("USER-CREATED", "COMPRESSION", "CHECKSUM", "URL")
 NONE = "<none>"
 
@@ -114,6 +116,7 @@ def row(obj: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
         _text(status.get("state")) or NONE,
         f"{progress}%" if isinstance(progress, int) else NONE,
         human_size(status.get("size")),
+        verified_cell(obj, now),
         age_of(obj, now),
     ]
     if wide:
@@ -126,6 +129,34 @@ def row(obj: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
             _text(status.get("url")) or NONE,
         ]
     return cells
+
+
+def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _mapping(_mapping(obj.get("metadata")).get("annotations"))
+
+
+def verified_cell(obj: Mapping[str, Any], now: datetime) -> str:
+    """`ok 3d`, `failed 2h`: the last verify result and how long ago; <none> if never."""
+    notes = _annotations(obj)
+    result = _text(notes.get(VERIFY_RESULT)).split(":", 1)[0]
+    if not result:
+        return NONE
+    try:
+        at = datetime.fromisoformat(_text(notes.get(VERIFIED_AT)).replace("Z", "+00:00"))
+    except ValueError:
+        return result
+    return f"{result} {human_age((now - at).total_seconds())}"
+
+
+def describe_verification(obj: Mapping[str, Any]) -> list[str]:
+    notes = _annotations(obj)
+    if not _text(notes.get(VERIFY_RESULT)):
+        return ["Verification:", "  (never verified; run: kubectl longhorn-bi verify NAME)"]
+    return [
+        "Verification:",
+        f"  Result:     {_text(notes.get(VERIFY_RESULT))}",
+        f"  Checked at: {_text(notes.get(VERIFIED_AT)) or NONE}",
+    ]
 
 
 def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
@@ -279,6 +310,7 @@ def describe(
     if _text(status.get("error")):
         lines.append(f"Error:          {status['error']}")
     lines += [f"Longhorn:       {detected}", *describe_target(kube, obj, detected)]
+    lines += describe_verification(obj)
     lines += ["Spec:", _block(obj.get("spec") or {})]
     lines += ["Status:", _block(dict(status)) if status else f"  {NONE}"]
     lines += restore_commands(kube, obj, detected)

@@ -176,6 +176,16 @@ class Kube:
         from urllib3.util.retry import Retry
 
         paths = kubeconfig_paths(self.connection.kubeconfig)
+        if self.connection.kubeconfig is None and in_pod():
+            # A verify worker in its Job's pod: the service account's token and CA.
+            configuration = Configuration()
+            load_incluster: Callable[..., None] = config.load_incluster_config
+            load_incluster(client_configuration=configuration)
+            from kubernetes.client import ApiClient
+
+            pod_client = ApiClient(configuration)
+            pod_client.user_agent = f"kubectl-longhorn-bi/{__version__}"
+            return pod_client
         if not any(Path(p).expanduser().is_file() for p in paths):
             source = "--kubeconfig" if self.connection.kubeconfig else "the kubeconfig"
             raise ClusterError(
@@ -374,6 +384,66 @@ class Kube:
             )
             return _json(response)
 
+    def rest(
+        self,
+        method: str,
+        path: str,
+        *,
+        verb: str,
+        plural: str,
+        name: str | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One call on any API path (core and batch objects alike), answered as JSON."""
+        with self._calling(verb, plural, name):
+            params = self.api_client.param_serialize(
+                method=method,
+                resource_path=path,
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api_client._call_with_legacy_options(
+                params, {"200": "object", "201": "object"}, False, False, self._timeout(), True
+            )
+            return _json(response)
+
+    def core_path(self, plural: str, name: str = "", group: str = "") -> str:
+        """The namespaced path of a built-in object: core (group "") or /apis/<group>."""
+        root = f"/apis/{group}" if group else "/api/v1"
+        return f"{root}/namespaces/{self.namespace}/{plural}" + (f"/{name}" if name else "")
+
+    def secret_data(self, name: str) -> dict[str, str]:
+        """A Secret's data, decoded; the values must never reach a message or a log."""
+        import base64
+
+        obj = self.rest(
+            "GET", self.core_path("secrets", name), verb="get", plural="secrets", name=name
+        )
+        data = obj.get("data") or {}
+        decoded: dict[str, str] = {}
+        for key, value in data.items() if isinstance(data, dict) else []:
+            try:
+                decoded[str(key)] = base64.b64decode(str(value)).decode()
+            except ValueError:
+                continue  # not text: no credential key Longhorn reads
+        return decoded
+
+    def annotate(self, plural: str, name: str, annotations: Mapping[str, str]) -> None:
+        """Merge-patch annotations onto a Longhorn object (nothing else is touched)."""
+        path = f"/apis/{GROUP}/{API_VERSION}/namespaces/{self.namespace}/{plural}/{name}"
+        body = {"metadata": {"annotations": dict(annotations)}}
+        self.rest(
+            "PATCH",
+            path,
+            verb="patch",
+            plural=plural,
+            name=name,
+            body=body,
+            content_type="application/merge-patch+json",
+        )
+
     def get_crd(self, name: str) -> dict[str, Any] | None:
         """A CustomResourceDefinition as plain JSON, or None when it is not installed."""
         from kubernetes.client import ApiextensionsV1Api
@@ -428,6 +498,12 @@ class Kube:
                     yield str(kind), obj
         finally:
             response.release_conn()
+
+
+def in_pod() -> bool:
+    """Whether this runs in a pod with a service account token (a verify worker)."""
+    token = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and token.is_file()
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "completion": "longhorn_bi.plugin.completion:completion",
     "store": "longhorn_bi.plugin.store:store",
     "checksum": "longhorn_bi.plugin.checksum:checksum",
+    "verify": "longhorn_bi.plugin.verify:verify",
 }
 # Shell completion's environment variable; click would derive one with a space from PROG_NAME.
 COMPLETE_VAR = "_KUBECTL_LONGHORN_BI_COMPLETE"

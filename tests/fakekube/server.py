@@ -28,6 +28,36 @@ from .store import (
 
 BUILTIN = [
     Resource("", ("v1",), "secrets", "Secret", status=False, custom=False, singular="secret"),
+    # for `verify --in-cluster`: its Job, the pods' RBAC and the Events of a failure
+    Resource("", ("v1",), "events", "Event", status=False, custom=False, singular="event"),
+    Resource(
+        "",
+        ("v1",),
+        "serviceaccounts",
+        "ServiceAccount",
+        status=False,
+        custom=False,
+        singular="serviceaccount",
+    ),
+    Resource("batch", ("v1",), "jobs", "Job", custom=False, singular="job"),
+    Resource(
+        "rbac.authorization.k8s.io",
+        ("v1",),
+        "roles",
+        "Role",
+        status=False,
+        custom=False,
+        singular="role",
+    ),
+    Resource(
+        "rbac.authorization.k8s.io",
+        ("v1",),
+        "rolebindings",
+        "RoleBinding",
+        status=False,
+        custom=False,
+        singular="rolebinding",
+    ),
     Resource(
         "apiextensions.k8s.io",
         ("v1",),

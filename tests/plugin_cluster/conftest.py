@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fakekube import FakeKubeServer, crd_file, volume_crd_file, write_kubeconfig
+from tests.store.s3_server import moto_endpoint, s3_bucket  # noqa: F401  (fixtures for verify)
 from tests.support import run_cli
 
 NS = "longhorn-system"

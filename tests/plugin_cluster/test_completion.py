@@ -22,6 +22,7 @@ COMMANDS = [
     "rules",
     "store",
     "validate",
+    "verify",
 ]
 
 

@@ -31,9 +31,18 @@ def test_list_is_a_kubectl_like_table(cluster: Cluster):
     result = cluster.cli("list")
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["NAME", "BACKING-IMAGE", "TARGET", "STATE", "PROGRESS", "SIZE", "AGE"]
-    assert rows[0].split()[:6] == ["bi1-backup", "bi1", "default", "Completed", "100%", "3Mi"]
-    assert re.fullmatch(r"\d+y\d*d?", rows[0].split()[6])
+    columns = ["NAME", "BACKING-IMAGE", "TARGET", "STATE", "PROGRESS", "SIZE", "VERIFIED", "AGE"]
+    assert header.split() == columns
+    assert rows[0].split()[:7] == [
+        "bi1-backup",
+        "bi1",
+        "default",
+        "Completed",
+        "100%",
+        "3Mi",
+        "<none>",
+    ]
+    assert re.fullmatch(r"\d+y\d*d?", rows[0].split()[7])
     assert rows[1].split()[:6] == ["bi2-backup", "bi2", "offsite", "InProgress", "45%", "<none>"]
     # Columns line up: every cell of a column starts where its header does.
     assert header.index("STATE") == rows[0].index("Completed") == rows[1].index("InProgress")

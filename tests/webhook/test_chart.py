@@ -97,6 +97,7 @@ def test_every_resource_kind_is_present() -> None:
         "Job",
         "Secret",
         "NetworkPolicy",
+        "CronJob",
     }
 
 
@@ -288,3 +289,26 @@ def test_helm_template_renders(mode: str) -> None:
         "system:serviceaccount:longhorn-system:longhorn-service-account"
         in (condition["expression"])
     )
+
+
+def test_verify_cronjob_is_an_indexed_job_of_the_plugin_with_narrow_rbac() -> None:
+    from longhorn_bi.plugin.verify import verify
+
+    values = _values()
+    assert values["verify"]["enabled"] is False  # optional
+    jsonschema.validate(values, _schema())
+    bad = copy.deepcopy(values)
+    bad["verify"]["sample"] = 0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, _schema())
+    cron = _text("verify-cronjob.yaml")
+    assert cron.startswith("{{- if .Values.verify.enabled }}")
+    for field in ("completionMode: Indexed", "backoffLimitPerIndex:", "restartPolicy: Never"):
+        assert field in cron
+    flags = set(re.findall(r"^\s+- (--[a-z-]+)$", cron, re.M))
+    known = {opt for p in verify.params for opt in p.opts}
+    assert flags and flags <= known
+    assert {"--all", "--shards", "--sample", "--textfile"} <= flags
+    rbac = _text("verify-rbac.yaml")
+    assert "delete" not in rbac and "*" not in rbac
+    assert 'resources: ["secrets"]\n    resourceNames:' in rbac

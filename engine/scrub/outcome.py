@@ -1,0 +1,92 @@
+"""One backup's verification as a recorded outcome: annotation values and Prometheus text.
+
+A backup passes when every block matches its name, the image matches the cfg's checksum,
+and that checksum is the one the BackupBackingImage's status records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from longhorn_bi.engine.store.verify import VerifyResult
+
+VERIFIED_AT = "longhorn-bi.io/verified-at"
+VERIFY_RESULT = "longhorn-bi.io/verify-result"
+OK, FAILED, ERROR, SKIPPED = "ok", "failed", "error", "skipped"  # error: store unreadable
+MAX_REASON = 900  # an annotation stays readable in `kubectl describe`
+MAX_LISTED = 5  # bad blocks named in the annotation; the command's output lists all
+
+
+@dataclass
+class Outcome:
+    backup: str  # the BackupBackingImage's name
+    result: str  # OK, FAILED, ERROR or SKIPPED
+    reason: str = ""
+    bad_offsets: list[int] = field(default_factory=list)
+    size: int = 0
+    at: str = ""
+
+    @property
+    def annotation(self) -> str:
+        text = self.result if not self.reason else f"{self.result}: {self.reason}"
+        return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+    def annotations(self) -> dict[str, str]:
+        return {VERIFIED_AT: self.at, VERIFY_RESULT: self.annotation}
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def judge(backup: str, result: VerifyResult, status_checksum: str) -> Outcome:
+    """The outcome of a verification, compared with the checksum Longhorn recorded."""
+    at = timestamp()
+    if result.bad_blocks:
+        listed = "; ".join(f"offset {off}: {why}" for off, why in result.bad_blocks[:MAX_LISTED])
+        more = len(result.bad_blocks) - MAX_LISTED
+        reason = f"{len(result.bad_blocks)} bad block(s): {listed}" + (
+            f"; and {more} more" if more > 0 else ""
+        )
+        offsets = [off for off, _ in result.bad_blocks]
+        return Outcome(backup, FAILED, reason, offsets, result.size, at)
+    if result.expected_checksum and result.checksum != result.expected_checksum:
+        reason = f"image SHA-512 {result.checksum[:16]}... differs from the cfg's checksum"
+        return Outcome(backup, FAILED, reason, size=result.size, at=at)
+    wanted = status_checksum.strip().lower()
+    have = result.expected_checksum or result.checksum
+    if wanted and have != wanted:
+        reason = (
+            f"the backup's checksum {have[:16]}... differs from status.checksum {wanted[:16]}..."
+        )
+        return Outcome(backup, FAILED, reason, size=result.size, at=at)
+    return Outcome(backup, OK, "", size=result.size, at=at)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def metrics_text(outcomes: Iterable[Outcome], namespace: str) -> str:
+    """The last result per backup in Prometheus' text format (node-exporter's textfile
+    collector reads it): 1 passed, 0 failed; and when it was checked."""
+    lines = [
+        "# HELP longhorn_bi_backup_verify_ok 1 when the backup's last verification passed.",
+        "# TYPE longhorn_bi_backup_verify_ok gauge",
+    ]
+    stamps = [
+        "# HELP longhorn_bi_backup_verify_timestamp_seconds When the backup was last verified.",
+        "# TYPE longhorn_bi_backup_verify_timestamp_seconds gauge",
+    ]
+    for outcome in outcomes:
+        if outcome.result == SKIPPED:
+            continue
+        labels = f'namespace="{_label(namespace)}",backup="{_label(outcome.backup)}"'
+        lines.append(f"longhorn_bi_backup_verify_ok{{{labels}}} {int(outcome.result == OK)}")
+        seconds = datetime.strptime(outcome.at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        stamps.append(
+            f"longhorn_bi_backup_verify_timestamp_seconds{{{labels}}} {int(seconds.timestamp())}"
+        )
+    return "\n".join(lines + stamps) + "\n"
