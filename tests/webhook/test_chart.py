@@ -117,6 +117,7 @@ def test_webhook_configuration() -> None:
     # Longhorn's accounts skip the webhook where matchConditions are GA.
     assert 'semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version' in text
     assert "request.userInfo.username in [" in text
+
     assert 'operations: ["CREATE", "UPDATE"]' in text
     assert "DELETE" not in text
     assert 'resources: ["backingimages", "backupbackingimages"]' in text
@@ -312,3 +313,27 @@ def test_verify_cronjob_is_an_indexed_job_of_the_plugin_with_narrow_rbac() -> No
     rbac = _text("verify-rbac.yaml")
     assert "delete" not in rbac and "*" not in rbac
     assert 'resources: ["secrets"]\n    resourceNames:' in rbac
+
+
+def test_match_condition_renders_as_yaml_and_cel_strings() -> None:
+    """The exempt accounts go into a single-quoted YAML scalar: each must be a double-quoted
+    CEL string (Go's %q), or the rendered manifest is no YAML at all."""
+    helpers = _text("_helpers.tpl")
+    assert '(printf "%q" .)' in helpers
+    assert '(printf "%q" (printf "system:serviceaccount:%s:%s" $ns .))' in helpers
+    line = next(
+        row
+        for row in _text("validatingwebhookconfiguration.yaml").splitlines()
+        if "expression:" in row
+    )
+    accounts = ["longhorn-service-account", "system:serviceaccount:other:sa"]
+    quoted = ", ".join(
+        json.dumps(a if a.startswith("system:") else f"system:serviceaccount:longhorn-system:{a}")
+        for a in accounts
+    )
+    rendered = line.replace('{{ include "lhbw.exemptUsernames" . }}', quoted)
+    expression = yaml.safe_load(rendered.strip())["expression"]
+    assert expression == (
+        '!(request.userInfo.username in ["system:serviceaccount:longhorn-system:'
+        'longhorn-service-account", "system:serviceaccount:other:sa"])'
+    )

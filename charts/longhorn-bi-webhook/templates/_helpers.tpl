@@ -50,9 +50,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $out := list -}}
 {{- range .Values.webhook.exemptAccounts -}}
 {{- if hasPrefix "system:" . -}}
-{{- $out = append $out (printf "'%s'" .) -}}
+{{- $out = append $out (printf "%q" .) -}}
 {{- else -}}
-{{- $out = append $out (printf "'system:serviceaccount:%s:%s'" $ns .) -}}
+{{- $out = append $out (printf "%q" (printf "system:serviceaccount:%s:%s" $ns .)) -}}
 {{- end -}}
 {{- end -}}
 {{- join ", " $out -}}
