@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "completion": "longhorn_bi.plugin.completion:completion",
     "store": "longhorn_bi.plugin.store:store",
     "checksum": "longhorn_bi.plugin.checksum:checksum",
+    "policy": "longhorn_bi.plugin.policy:policy",
 }
 # Shell completion's environment variable; click would derive one with a space from PROG_NAME.
 COMPLETE_VAR = "_KUBECTL_LONGHORN_BI_COMPLETE"

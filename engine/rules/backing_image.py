@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from longhorn_bi.engine.names import name_problem
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
+    Cel,
     Citation,
     Finding,
     Manifest,
@@ -22,7 +23,10 @@ from longhorn_bi.engine.rules.base import (
 )
 from longhorn_bi.engine.rules.schema import (
     SOURCE_PARAMETERS,
+    SOURCE_TYPES_V16,
+    SOURCE_TYPES_V17,
     SYSTEM_SOURCE_PARAMETERS,
+    cel_list,
     source_types,
 )
 
@@ -42,6 +46,19 @@ MUTATOR = "webhook/resources/backingimage/mutator.go"
     BI,
     "sourceType is one the version supports",
     source=(crds("1.6-1.12"), manager(VALIDATOR, "1.6-1.12")),
+    cel=tuple(
+        Cel(
+            "has(object.spec) && has(object.spec.sourceType) && object.spec.sourceType in "
+            + cel_list(allowed),
+            "has(object.spec) && has(object.spec.sourceType) ? 'sourceType ' + "
+            "object.spec.sourceType + ' is not supported by Longhorn ' + "
+            f"'{versions}; use one of {', '.join(allowed)}' : 'spec.sourceType is missing; "
+            f"set one of {', '.join(allowed)}'",
+            path="spec.sourceType",
+            versions=versions,
+        )
+        for allowed, versions in ((SOURCE_TYPES_V16, "1.6"), (SOURCE_TYPES_V17, "1.7-1.12"))
+    ),
 )
 def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.sourceType` is required and must be one of download, upload,
@@ -93,6 +110,18 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
         )
 
 
+# Trimmed as Longhorn's mutator trims it; the size test first bounds the regex's cost.
+_CHECKSUM_OK = (
+    "!has(object.spec) || !has(object.spec.checksum) || object.spec.checksum.trim() == '' || "
+    "(size(object.spec.checksum.trim()) == 128 && "
+    "object.spec.checksum.trim().matches('^[a-f0-9]+$'))"
+)
+_CHECKSUM_MESSAGE = (
+    "'checksum is not a SHA-512 digest: it has ' + string(size(object.spec.checksum.trim())) + "
+    "' characters, and it must be 128 lower-case hex digits'"
+)
+
+
 @rule(
     "LHB103",
     "checksum-format",
@@ -100,6 +129,19 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
     BI,
     "checksum is 128 lower-case hex digits",
     source=(manager(MUTATOR, "1.6-1.12"), manager(VALIDATOR, "1.6-1.12")),
+    cel=(
+        Cel(
+            f"{_CHECKSUM_OK} || (has(object.spec.sourceType) && object.spec.sourceType == 'clone')",
+            f"{_CHECKSUM_MESSAGE} + ' (sha512sum FILE prints it)'",
+            path="spec.checksum",
+        ),
+        Cel(
+            f"{_CHECKSUM_OK} || !(has(object.spec.sourceType) && object.spec.sourceType == 'clone')",
+            f"{_CHECKSUM_MESSAGE} + '; Longhorn replaces a clone\\'s checksum, so leave it out'",
+            path="spec.checksum",
+            severity=Severity.WARNING,
+        ),
+    ),
 )
 def check_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.checksum` is empty or a SHA-512 digest: 128 lower-case hex digits
@@ -185,6 +227,9 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
+_NO_MIN_COPIES = "!has(object.spec) || !has(object.spec.minNumberOfCopies)"
+
+
 @rule(
     "LHB105",
     "min-copies",
@@ -195,6 +240,20 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager(VALIDATOR, "1.7-1.12"),
         manager(MUTATOR, "1.7-1.12"),
         manager("types/setting.go", "1.7-1.12"),
+    ),
+    cel=(
+        Cel(
+            f"{_NO_MIN_COPIES} || object.spec.minNumberOfCopies >= 0",
+            "'minNumberOfCopies is ' + string(object.spec.minNumberOfCopies) + '; set 1 or more'",
+            path="spec.minNumberOfCopies",
+        ),
+        Cel(
+            f"{_NO_MIN_COPIES} || object.spec.minNumberOfCopies != 0",
+            "'minNumberOfCopies 0 takes the default setting on create but Longhorn refuses it on "
+            "an update; leave it out or set 1 or more'",
+            path="spec.minNumberOfCopies",
+            severity=Severity.WARNING,
+        ),
     ),
 )
 def check_min_copies(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
@@ -217,6 +276,8 @@ def check_min_copies(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 ENCRYPTIONS = ("encrypt", "decrypt", "ignore")
+EXPORT_TYPES = ("raw", "qcow2")
+DATA_ENGINES = ("v1", "v2")
 CLONE_SECRET_PARAMETERS = ("secret", "secret-namespace")
 
 
@@ -276,9 +337,6 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
-EXPORT_TYPES = ("raw", "qcow2")
-
-
 @rule(
     "LHB107",
     "export-parameters",
@@ -287,6 +345,22 @@ EXPORT_TYPES = ("raw", "qcow2")
     "an export names its volume and format",
     source=(manager(VALIDATOR, "1.6-1.12"), manager(MUTATOR, "1.6-1.12")),
     source_types={"export-from-volume"},
+    cel=(
+        Cel(
+            "has(object.spec.sourceParameters) && 'volume-name' in object.spec.sourceParameters "
+            "&& object.spec.sourceParameters['volume-name'].trim() != ''",
+            "'export-from-volume needs sourceParameters.volume-name, the volume to export'",
+            path="spec.sourceParameters",
+        ),
+        Cel(
+            "!has(object.spec.sourceParameters) || !('export-type' in object.spec.sourceParameters)"
+            " || object.spec.sourceParameters['export-type'].trim() in "
+            + cel_list(("", *EXPORT_TYPES)),
+            "'export-type ' + object.spec.sourceParameters['export-type'] + ' is not one of raw, "
+            "qcow2'",
+            path='spec.sourceParameters["export-type"]',
+        ),
+    ),
 )
 def check_export(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """export-from-volume needs `volume-name`; `export-type` is raw or qcow2 (missing or
@@ -305,9 +379,6 @@ def check_export(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
-DATA_ENGINES = ("v1", "v2")
-
-
 @rule(
     "LHB108",
     "data-engine",
@@ -315,6 +386,17 @@ DATA_ENGINES = ("v1", "v2")
     BI,
     "dataEngine is one the version supports",
     source=(crds("1.8-1.12"), manager(VALIDATOR, "1.8-1.12")),
+    cel=tuple(
+        Cel(
+            "!has(object.spec) || !has(object.spec.dataEngine) || object.spec.dataEngine in "
+            + cel_list(("", *allowed)),
+            f"'dataEngine ' + object.spec.dataEngine + ' is not one of {', '.join(allowed)} in "
+            f"Longhorn {versions}'",
+            path="spec.dataEngine",
+            versions=versions,
+        )
+        for allowed, versions in ((DATA_ENGINES, "1.8-1.11"), (DATA_ENGINES[:1], "1.12"))
+    ),
 )
 def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.dataEngine` (from Longhorn 1.8; pruned before) is v1 (the default) or v2. From
@@ -338,6 +420,32 @@ def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     BI,
     "secret, secretNamespace and dataEngine stay as set",
     source=(manager(VALIDATOR, "1.7-1.12"), manager(MUTATOR, "1.7-1.12")),
+    cel=(
+        *(
+            Cel(
+                f"oldObject == null || !has(oldObject.spec) || !has(oldObject.spec.{field}) || "
+                f"oldObject.spec.{field} == '' || (has(object.spec) && has(object.spec.{field}) "
+                f"&& object.spec.{field} == oldObject.spec.{field})",
+                f"'spec.{field} was ' + oldObject.spec.{field} + '; Longhorn does not allow "
+                "changing it, so keep that value'",
+                path=f"spec.{field}",
+                versions="1.7-1.12",
+                introduced_only=False,
+            )
+            for field in ("secret", "secretNamespace")
+        ),
+        Cel(
+            "oldObject == null || !has(oldObject.spec) || (has(oldObject.spec.dataEngine) ? "
+            "has(object.spec) && has(object.spec.dataEngine) && "
+            "object.spec.dataEngine == oldObject.spec.dataEngine : "
+            "!(has(object.spec) && has(object.spec.dataEngine)))",
+            "'spec.dataEngine changed; Longhorn does not allow changing it, so keep the stored "
+            "value'",
+            path="spec.dataEngine",
+            versions="1.8-1.12",
+            introduced_only=False,
+        ),
+    ),
 )
 def check_immutable_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn refuses an update that changes `spec.secret` or `spec.secretNamespace` once

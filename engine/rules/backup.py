@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from longhorn_bi.engine.names import name_problem
 from longhorn_bi.engine.rules.base import (
+    Cel,
     Finding,
     Manifest,
     RuleContext,
@@ -38,6 +39,13 @@ def backup_to_make(m: Manifest) -> bool:
     BBI,
     "userCreated is set to a boolean",
     source=(crds("1.6-1.12"), manager(CONTROLLER, "1.6-1.12")),
+    cel=(
+        Cel(
+            "has(object.spec) && has(object.spec.userCreated)",
+            "'spec.userCreated is missing; set userCreated: true for a backup you create'",
+            path="spec",
+        ),
+    ),
 )
 def check_user_created(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.userCreated` is required by the CRD: true for a backup you ask for (false marks

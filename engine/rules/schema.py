@@ -107,3 +107,8 @@ SOURCE_PARAMETERS: dict[str, frozenset[str]] = {
     ),
 }
 SYSTEM_SOURCE_PARAMETERS = frozenset({"data-engine", "file-type"})
+
+
+def cel_list(values: tuple[str, ...]) -> str:
+    """A CEL list literal of plain strings (no quote or backslash in them)."""
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"

@@ -102,6 +102,7 @@ def _same_store_key(target: BackupTarget) -> tuple[str, str]:
     {"BackupTarget"},
     "no two BackupTargets share a store",
     source=(manager(DATASTORE, "1.8-1.12"),),
+    needs_facts=True,
 )
 def check_target_unique(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """From 1.8 Longhorn refuses a BackupTarget whose URL names the store of another
