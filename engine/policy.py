@@ -12,7 +12,14 @@ import re
 from typing import Any
 
 from longhorn_bi.engine.rules import RULES, Rule
-from longhorn_bi.engine.rules.base import LONGHORN_NAMESPACE, Cel, Severity, in_versions
+from longhorn_bi.engine.rules.base import (
+    LONGHORN_NAMESPACE,
+    Cel,
+    Path,
+    Severity,
+    format_path,
+    in_versions,
+)
 from longhorn_bi.engine.versions import LonghornVersion
 
 API_VERSION = "admissionregistration.k8s.io/v1"
@@ -50,14 +57,35 @@ def validation_expression(rule: Rule, cel: Cel) -> str:
     passes = f"!({_guard(rule)}) || ({cel.expression})"
     if not cel.introduced_only or severity(rule, cel) is not Severity.ERROR:
         return passes
-    # On UPDATE an error the stored object already had is not the change's: let it pass
-    # (the webhook warns of it instead). Warnings are always given, as the webhook does.
+    # On UPDATE an error the stored object already had, with the same value at the path, is
+    # not the change's: let it pass (the webhook warns of it instead). Warnings are always
+    # given, as the webhook gives them.
     stored = _OBJECT.sub("oldObject", passes)
-    return f"({passes}) || (oldObject != null && !({stored}))"
+    return f"({passes}) || (oldObject != null && !({stored}) && {_unchanged(cel.path)})"
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _unchanged(path: Path) -> str:
+    """CEL: the value at `path` is the same (or as absent) in oldObject and object."""
+    levels = []
+    old, new = "oldObject", "object"
+    for key in path:
+        if isinstance(key, str) and _IDENTIFIER.match(key):
+            levels.append((f"has({old}.{key})", f"has({new}.{key})"))
+            old, new = f"{old}.{key}", f"{new}.{key}"
+        else:
+            levels.append((f"{_quote(str(key))} in {old}", f"{_quote(str(key))} in {new}"))
+            old, new = f"{old}[{_quote(str(key))}]", f"{new}[{_quote(str(key))}]"
+    same = f"{old} == {new}"
+    for in_old, in_new in reversed(levels):
+        same = f"({in_old}) == ({in_new}) && (!({in_new}) || {same})"
+    return f"({same})"
 
 
 def message_expression(rule: Rule, cel: Cel) -> str:
-    return f"{_quote(f'[{rule.id}] {cel.path}: ')} + ({cel.message})"
+    return f"{_quote(f'[{rule.id}] {format_path(cel.path)}: ')} + ({cel.message})"
 
 
 def severity(rule: Rule, cel: Cel) -> Severity:
@@ -74,7 +102,7 @@ def _validation(rule: Rule, cel: Cel) -> dict[str, Any]:
         "expression": validation_expression(rule, cel),
         "messageExpression": message_expression(rule, cel),
         # Shown when the messageExpression cannot be evaluated.
-        "message": f"[{rule.id}] {cel.path}: {rule.title}",
+        "message": f"[{rule.id}] {format_path(cel.path)}: {rule.title}",
         "reason": "Invalid",
     }
 

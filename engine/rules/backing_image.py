@@ -46,18 +46,23 @@ MUTATOR = "webhook/resources/backingimage/mutator.go"
     BI,
     "sourceType is one the version supports",
     source=(crds("1.6-1.12"), manager(VALIDATOR, "1.6-1.12")),
-    cel=tuple(
+    cel=(
         Cel(
-            "has(object.spec) && has(object.spec.sourceType) && object.spec.sourceType in "
-            + cel_list(allowed),
-            "has(object.spec) && has(object.spec.sourceType) ? 'sourceType ' + "
-            "object.spec.sourceType + ' is not supported by Longhorn ' + "
-            f"'{versions}; use one of {', '.join(allowed)}' : 'spec.sourceType is missing; "
-            f"set one of {', '.join(allowed)}'",
-            path="spec.sourceType",
-            versions=versions,
-        )
-        for allowed, versions in ((SOURCE_TYPES_V16, "1.6"), (SOURCE_TYPES_V17, "1.7-1.12"))
+            "has(object.spec) && has(object.spec.sourceType)",
+            f"'spec.sourceType is missing; set one of {', '.join(SOURCE_TYPES_V17)}'",
+            path=("spec",),
+        ),
+        *(
+            Cel(
+                "!has(object.spec) || !has(object.spec.sourceType) || object.spec.sourceType in "
+                + cel_list(allowed),
+                f"'sourceType ' + object.spec.sourceType + ' is not supported by Longhorn "
+                f"{versions}; use one of {', '.join(allowed)}'",
+                path=("spec", "sourceType"),
+                versions=versions,
+            )
+            for allowed, versions in ((SOURCE_TYPES_V16, "1.6"), (SOURCE_TYPES_V17, "1.7-1.12"))
+        ),
     ),
 )
 def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
@@ -133,12 +138,12 @@ _CHECKSUM_MESSAGE = (
         Cel(
             f"{_CHECKSUM_OK} || (has(object.spec.sourceType) && object.spec.sourceType == 'clone')",
             f"{_CHECKSUM_MESSAGE} + ' (sha512sum FILE prints it)'",
-            path="spec.checksum",
+            path=("spec", "checksum"),
         ),
         Cel(
             f"{_CHECKSUM_OK} || !(has(object.spec.sourceType) && object.spec.sourceType == 'clone')",
             f"{_CHECKSUM_MESSAGE} + '; Longhorn replaces a clone\\'s checksum, so leave it out'",
-            path="spec.checksum",
+            path=("spec", "checksum"),
             severity=Severity.WARNING,
         ),
     ),
@@ -245,13 +250,13 @@ _NO_MIN_COPIES = "!has(object.spec) || !has(object.spec.minNumberOfCopies)"
         Cel(
             f"{_NO_MIN_COPIES} || object.spec.minNumberOfCopies >= 0",
             "'minNumberOfCopies is ' + string(object.spec.minNumberOfCopies) + '; set 1 or more'",
-            path="spec.minNumberOfCopies",
+            path=("spec", "minNumberOfCopies"),
         ),
         Cel(
             f"{_NO_MIN_COPIES} || object.spec.minNumberOfCopies != 0",
             "'minNumberOfCopies 0 takes the default setting on create but Longhorn refuses it on "
             "an update; leave it out or set 1 or more'",
-            path="spec.minNumberOfCopies",
+            path=("spec", "minNumberOfCopies"),
             severity=Severity.WARNING,
         ),
     ),
@@ -350,7 +355,7 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             "has(object.spec.sourceParameters) && 'volume-name' in object.spec.sourceParameters "
             "&& object.spec.sourceParameters['volume-name'].trim() != ''",
             "'export-from-volume needs sourceParameters.volume-name, the volume to export'",
-            path="spec.sourceParameters",
+            path=PARAMS,
         ),
         Cel(
             "!has(object.spec.sourceParameters) || !('export-type' in object.spec.sourceParameters)"
@@ -358,7 +363,7 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             + cel_list(("", *EXPORT_TYPES)),
             "'export-type ' + object.spec.sourceParameters['export-type'] + ' is not one of raw, "
             "qcow2'",
-            path='spec.sourceParameters["export-type"]',
+            path=(*PARAMS, "export-type"),
         ),
     ),
 )
@@ -392,7 +397,7 @@ def check_export(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             + cel_list(("", *allowed)),
             f"'dataEngine ' + object.spec.dataEngine + ' is not one of {', '.join(allowed)} in "
             f"Longhorn {versions}'",
-            path="spec.dataEngine",
+            path=("spec", "dataEngine"),
             versions=versions,
         )
         for allowed, versions in ((DATA_ENGINES, "1.8-1.11"), (DATA_ENGINES[:1], "1.12"))
@@ -428,7 +433,7 @@ def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
                 f"&& object.spec.{field} == oldObject.spec.{field})",
                 f"'spec.{field} was ' + oldObject.spec.{field} + '; Longhorn does not allow "
                 "changing it, so keep that value'",
-                path=f"spec.{field}",
+                path=("spec", field),
                 versions="1.7-1.12",
                 introduced_only=False,
             )
@@ -441,7 +446,7 @@ def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             "!(has(object.spec) && has(object.spec.dataEngine)))",
             "'spec.dataEngine changed; Longhorn does not allow changing it, so keep the stored "
             "value'",
-            path="spec.dataEngine",
+            path=("spec", "dataEngine"),
             versions="1.8-1.12",
             introduced_only=False,
         ),

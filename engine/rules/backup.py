@@ -43,7 +43,7 @@ def backup_to_make(m: Manifest) -> bool:
         Cel(
             "has(object.spec) && has(object.spec.userCreated)",
             "'spec.userCreated is missing; set userCreated: true for a backup you create'",
-            path="spec",
+            path=("spec",),
         ),
     ),
 )

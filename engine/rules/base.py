@@ -239,15 +239,16 @@ class Cel:
 
     expression: str
     message: str
-    # The field the finding is about, as format_path writes it (the message's prefix).
-    path: str
+    # The finding's path, as the Python check gives it: the message's prefix, and on UPDATE
+    # the value that must be unchanged for a failure to count as the stored object's.
+    path: Path
     # The finding's severity when this validation fails; None: the rule's.
     severity: Severity | None = None
     # The version lines (as in citations) the validation belongs to.
     versions: str = "1.6-1.12"
-    # On UPDATE, fail only when the change introduces the failure (the stored object passes):
-    # the webhook's rule for errors an object already had. False for checks of the change
-    # itself (they read oldObject).
+    # On UPDATE, an error only when the change introduces it: the webhook's rule (the stored
+    # object failed too, with the same value at `path`, is not denied). False for checks of
+    # the change itself (they read oldObject).
     introduced_only: bool = True
 
 

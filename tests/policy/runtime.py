@@ -65,9 +65,10 @@ class PolicyRuntime:
             try:
                 passed = expression.eval(data=data).value()
             except RuntimeError as exc:
-                out.append(Failure(rule.id, sev, f"evaluation error: {exc}"))
-                continue
-            if passed is not True:
+                passed = exc
+            if type(passed) is not bool:  # an error value (a missing key, a wrong type)
+                out.append(Failure(rule.id, sev, f"evaluation error: {passed}"))
+            elif not passed:
                 text = message.eval(data=data).value()
                 out.append(Failure(rule.id, sev, str(text)))
         return out
