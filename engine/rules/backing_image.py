@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from longhorn_bi.engine.names import name_problem
+from longhorn_bi.engine.names import LONGHORN_NAME, MAX_NAME_LENGTH, name_problem
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
     Cel,
@@ -27,6 +27,7 @@ from longhorn_bi.engine.rules.schema import (
     SOURCE_TYPES_V17,
     SYSTEM_SOURCE_PARAMETERS,
     cel_list,
+    cel_regex,
     source_types,
 )
 
@@ -81,6 +82,17 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
+# {sourceType: [known keys]} as a CEL map literal.
+_KNOWN_PARAMETERS = (
+    "{"
+    + ", ".join(
+        f"'{source}': {cel_list(tuple(sorted(keys | SYSTEM_SOURCE_PARAMETERS)))}"
+        for source, keys in sorted(SOURCE_PARAMETERS.items())
+    )
+    + "}"
+)
+
+
 @rule(
     "LHB102",
     "source-parameters-known",
@@ -89,6 +101,16 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     "sourceParameters keys are known",
     source=(manager("k8s/pkg/apis/longhorn/v1beta2/backingimagedatasource.go", "1.6-1.12"),),
     source_types=set(SOURCE_PARAMETERS),
+    cel=(
+        Cel(
+            f"!has(object.spec.sourceParameters) || object.spec.sourceParameters.all(k, k in "
+            f"{_KNOWN_PARAMETERS}[object.spec.sourceType])",
+            "'sourceParameters ' + object.spec.sourceParameters.filter(k, !(k in "
+            f"{_KNOWN_PARAMETERS}[object.spec.sourceType])).join(', ') + ' are not parameters of "
+            "sourceType ' + object.spec.sourceType + '; Longhorn ignores them'",
+            path=PARAMS,
+        ),
+    ),
 )
 def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn ignores sourceParameters it does not know for the source type: a misspelt
@@ -286,6 +308,18 @@ DATA_ENGINES = ("v1", "v2")
 CLONE_SECRET_PARAMETERS = ("secret", "secret-namespace")
 
 
+def _param(key: str) -> str:
+    """CEL: sourceParameters[key] trimmed as Longhorn's mutator trims it, '' when absent."""
+    return (
+        f"(has(object.spec.sourceParameters) && '{key}' in object.spec.sourceParameters ? "
+        f"object.spec.sourceParameters['{key}'].trim() : '')"
+    )
+
+
+_CLONE_SOURCE = _param("backing-image")
+_ENCRYPTION = _param("encryption")
+
+
 @rule(
     "LHB106",
     "clone-parameters",
@@ -298,6 +332,42 @@ CLONE_SECRET_PARAMETERS = ("secret", "secret-namespace")
         manager("controller/backing_image_data_source_controller.go", "1.7-1.12"),
     ),
     source_types={"clone"},
+    cel=(
+        Cel(
+            f"{_CLONE_SOURCE} != ''",
+            "'a clone needs sourceParameters.backing-image, the image to clone'",
+            path=PARAMS,
+        ),
+        Cel(
+            f"{_CLONE_SOURCE} == '' || ({_CLONE_SOURCE}.matches({cel_regex(LONGHORN_NAME)}) "
+            f"&& size({_CLONE_SOURCE}) <= {MAX_NAME_LENGTH} && (!has(object.metadata.name) || "
+            f"{_CLONE_SOURCE} != object.metadata.name))",
+            f"'backing-image ' + {_CLONE_SOURCE} + ' is not the name of another backing image: "
+            "2 to 253 lower-case letters, digits, -, _ or ., starting with a letter or digit'",
+            path=(*PARAMS, "backing-image"),
+        ),
+        Cel(
+            f"{_ENCRYPTION} in {cel_list(('', *ENCRYPTIONS))}",
+            f"'encryption ' + {_ENCRYPTION} + ' is not one of {', '.join(ENCRYPTIONS)}'",
+            path=(*PARAMS, "encryption"),
+        ),
+        *(
+            Cel(
+                f"!({_ENCRYPTION} in ['encrypt', 'decrypt']) || {_param(key)} != ''",
+                f"'encryption ' + {_ENCRYPTION} + ' needs sourceParameters.{key}: the secret "
+                "holding the encryption key and its namespace'",
+                path=PARAMS,
+            )
+            for key in CLONE_SECRET_PARAMETERS
+        ),
+        Cel(
+            f"{_ENCRYPTION} != 'decrypt' || !has(object.spec.secret) || object.spec.secret == ''",
+            "'a decrypted clone should have no spec.secret: Longhorn takes a non-empty one to "
+            "mean the image is encrypted'",
+            path=("spec", "secret"),
+            severity=Severity.WARNING,
+        ),
+    ),
 )
 def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A clone needs `backing-image` (the source's name). `encryption` is encrypt, decrypt

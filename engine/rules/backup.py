@@ -95,6 +95,7 @@ def check_backing_image_field(m: Manifest, ctx: RuleContext) -> Iterator[Finding
     BBI,
     "before 1.8 the backup is named like its image",
     source=(crds("1.6-1.7"), manager(CONTROLLER, "1.6-1.7")),
+    not_in_policy="before 1.8 the API server prunes spec.backingImage before admission",
 )
 def check_name_matches(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Before Longhorn 1.8 a backup backs up the image named like the backup, and

@@ -271,6 +271,17 @@ class Rule:
     cel: tuple[Cel, ...] = ()
     # Reads RuleContext.facts: only the webhook (or a live validate) can check it.
     needs_facts: bool = False
+    # Why an object-only rule has no CEL form (what a policy can never see), if so.
+    not_in_policy: str = ""
+
+    @property
+    def policy(self) -> str:
+        """How the policy stands to the rule: in it, or why not (the catalogue's column)."""
+        if self.cel:
+            return "in the policy"
+        if self.needs_facts:
+            return "webhook only: needs cluster facts"
+        return f"not in the policy: {self.not_in_policy}" if self.not_in_policy else "webhook only"
 
     def run(self, manifest: Manifest, ctx: RuleContext) -> Iterator[Violation]:
         for finding in self.check(manifest, ctx):
@@ -293,20 +304,22 @@ def rule(
     source_types: set[str] | None = None,
     cel: tuple[Cel, ...] = (),
     needs_facts: bool = False,
+    not_in_policy: str = "",
 ) -> Callable[[Check], Check]:
     """Register a check; its docstring is the rule's documentation. `source`: the Longhorn
     files (and version lines) it encodes; every rule has one. `source_types`: the source
     types it applies to, when it applies to only some (its check must be silent for others).
     `cel`: the same check as policy validations (tests/policy proves them equal);
-    `needs_facts`: the rule reads cluster facts, so it has no CEL form."""
+    `needs_facts`: the rule reads cluster facts, so it has no CEL form; `not_in_policy`: why
+    an object-only rule has none (what a policy never sees)."""
 
     def register(check: Check) -> Check:
         if any(existing.id == rule_id for existing in RULES):
             raise ValueError(f"duplicate rule id {rule_id}")
         if not source:
             raise ValueError(f"rule {rule_id} cites no Longhorn source")
-        if needs_facts and cel:
-            raise ValueError(f"rule {rule_id} needs cluster facts, which a policy has not")
+        if (needs_facts or not_in_policy) and cel:
+            raise ValueError(f"rule {rule_id} has a CEL form and says it cannot have one")
         doc = " ".join((check.__doc__ or "").split())
         only = frozenset(source_types) if source_types is not None else None
         RULES.append(
@@ -322,6 +335,7 @@ def rule(
                 source,
                 cel,
                 needs_facts,
+                not_in_policy,
             )
         )
         return check

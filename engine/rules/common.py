@@ -56,6 +56,7 @@ V1BETA1_KINDS = frozenset({"BackingImage", "BackupTarget", "Setting"})
     ALL_KINDS,
     "apiVersion is longhorn.io/v1beta2",
     source=(crds("1.6-1.12"),),
+    not_in_policy="the policy matches v1beta2 with matchPolicy Equivalent: the API server converts v1beta1 first",
 )
 def check_api_version(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The API server serves these kinds as longhorn.io/v1beta2; another apiVersion is
@@ -87,6 +88,7 @@ def check_api_version(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager("controller/backup_backing_image_controller.go", "1.6-1.12"),
         manager("controller/backup_target_controller.go", "1.6-1.12"),
     ),
+    not_in_policy="the bindings match the Longhorn namespace only, as the webhook does",
 )
 def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn's controllers skip objects outside their own namespace: an object elsewhere
@@ -351,6 +353,7 @@ _TYPE_TREES: dict[str, _TypeNode] = {}
     ALL_KINDS,
     "fields have the types of the CRD schema",
     source=(crds("1.6-1.12"),),
+    not_in_policy="the CRD schema refuses wrong types before admission",
 )
 def check_field_types(m: Manifest, ctx: RuleContext) -> list[Finding]:
     """The API server rejects a wrong YAML type (`concurrent-limit: 2` where the CRD wants
@@ -370,6 +373,7 @@ _SPEC_FIELD_RULES = {"backingImage", "backupTargetName"}  # reported by their ow
     IMAGE_KINDS,
     "spec has only fields the CRD knows",
     source=(crds("1.6-1.12"),),
+    not_in_policy="the API server prunes unknown fields before admission",
 )
 def check_unknown_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The API server silently prunes spec fields its CRD does not know, so a misspelt
