@@ -42,7 +42,7 @@ class PolicyRuntime:
     """Every validation of one version line, compiled once."""
 
     def __init__(self, version: LonghornVersion) -> None:
-        env = new_env()
+        self.env = env = new_env()
         self.compiled: list[tuple[Rule, Severity, Any, Any]] = [
             (
                 rule,
@@ -59,16 +59,17 @@ class PolicyRuntime:
     ) -> list[Failure]:
         """The validations `obj` fails (an evaluation error counts as a failure, as under
         failurePolicy Fail)."""
-        data = {"object": obj, "oldObject": old}
+        # One activation per object: the object is converted to CEL values once.
+        data = self.env.Activation({"object": obj, "oldObject": old})
         out = []
         for rule, sev, expression, message in self.compiled:
             try:
-                passed = expression.eval(data=data).value()
+                passed = expression.eval(data).value()
             except RuntimeError as exc:
                 passed = exc
             if type(passed) is not bool:  # an error value (a missing key, a wrong type)
                 out.append(Failure(rule.id, sev, f"evaluation error: {passed}"))
             elif not passed:
-                text = message.eval(data=data).value()
+                text = message.eval(data).value()
                 out.append(Failure(rule.id, sev, str(text)))
         return out
