@@ -9,6 +9,7 @@ have no CEL form and stay with the webhook.
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 from longhorn_bi.engine.rules import RULES, Rule
@@ -31,10 +32,9 @@ _OBJECT = re.compile(r"\bobject\b")
 
 
 def exempt_usernames(accounts: tuple[str, ...], namespace: str) -> tuple[str, ...]:
-    """`system:...` names as given; a bare name is a service account of `namespace`."""
-    return tuple(
-        a if a.startswith("system:") else f"system:serviceaccount:{namespace}:{a}" for a in accounts
-    )
+    """Full user names (system:serviceaccount:NS:NAME) as given; a bare name is a service
+    account of `namespace`. The webhook and the policy exempt the same requesters."""
+    return tuple(a if ":" in a else f"system:serviceaccount:{namespace}:{a}" for a in accounts)
 
 
 def _quote(text: str) -> str:
@@ -95,6 +95,13 @@ def severity(rule: Rule, cel: Cel) -> Severity:
 def policy_validations(version: LonghornVersion) -> list[tuple[Rule, Cel]]:
     """The (rule, validation) pairs that hold for the version line, in catalogue order."""
     return [(r, c) for r in RULES for c in r.cel if in_versions(version, c.versions)]
+
+
+@cache
+def enforced_rules(version: LonghornVersion) -> frozenset[str]:
+    """The rules the policy of `version` enforces: a webhook beside it (the chart's mode
+    both) leaves them to the policy, so that no finding is reported twice."""
+    return frozenset(r.id for r, _ in policy_validations(version))
 
 
 def _validation(rule: Rule, cel: Cel) -> dict[str, Any]:

@@ -137,11 +137,15 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
         )
 
 
-# Trimmed as Longhorn's mutator trims it; the size test first bounds the regex's cost.
+# Trimmed as Longhorn's mutator trims it (and in the cluster the policy sees it trimmed, after
+# the mutating webhook). The size tests first bound the cost of the string work: a checksum
+# padded past MAX_CEL_CHECKSUM characters is refused, which the Python check would accept.
+MAX_CEL_CHECKSUM = 4096
 _CHECKSUM_OK = (
-    "!has(object.spec) || !has(object.spec.checksum) || object.spec.checksum.trim() == '' || "
+    "!has(object.spec) || !has(object.spec.checksum) || object.spec.checksum == '' || "
+    f"(size(object.spec.checksum) <= {MAX_CEL_CHECKSUM} && (object.spec.checksum.trim() == '' || "
     "(size(object.spec.checksum.trim()) == 128 && "
-    "object.spec.checksum.trim().matches('^[a-f0-9]+$'))"
+    "object.spec.checksum.trim().matches('^[a-f0-9]+$'))))"
 )
 _CHECKSUM_MESSAGE = (
     "'checksum is not a SHA-512 digest: it has ' + string(size(object.spec.checksum.trim())) + "
