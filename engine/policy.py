@@ -21,7 +21,7 @@ from longhorn_bi.engine.rules.base import (
     format_path,
     in_versions,
 )
-from longhorn_bi.engine.versions import LonghornVersion
+from longhorn_bi.engine.versions import SUPPORTED_VERSIONS, LonghornVersion
 
 API_VERSION = "admissionregistration.k8s.io/v1"
 # Longhorn's manager, backup-target sync and upgrade jobs (longhorn/longhorn chart,
@@ -114,6 +114,20 @@ def _validation(rule: Rule, cel: Cel) -> dict[str, Any]:
     }
 
 
+def chart_validations() -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{version line: {"errors": validations, "warnings": validations}}: what the chart's
+    policy template reads (charts/longhorn-bi-webhook/files/policy-validations.json, written
+    by `make chart-policy`; tests/policy checks it is current)."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for line in SUPPORTED_VERSIONS:
+        pairs = policy_validations(LonghornVersion.parse(line))
+        out[line] = {
+            f"{sev.value}s": [_validation(r, c) for r, c in pairs if severity(r, c) is sev]
+            for sev in (Severity.ERROR, Severity.WARNING)
+        }
+    return out
+
+
 def policy_documents(
     version: LonghornVersion,
     namespace: str = LONGHORN_NAMESPACE,
@@ -185,3 +199,11 @@ def policy_documents(
             }
         )
     return documents
+
+
+if __name__ == "__main__":  # make chart-policy
+    import json
+    import sys
+
+    json.dump(chart_validations(), sys.stdout, indent=1)
+    sys.stdout.write("\n")

@@ -97,6 +97,8 @@ def test_every_resource_kind_is_present() -> None:
         "Job",
         "Secret",
         "NetworkPolicy",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 
 
