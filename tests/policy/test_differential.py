@@ -113,6 +113,7 @@ CHECKSUM = "3f" * 64
 _WS = st.sampled_from(["", " ", "\t", "\n "])
 _WORD = st.sampled_from(
     ["", "raw", "qcow2", "RAW", "vol-1", "x", "img", "Bad_Name", "encrypt", "decrypt", "ignore"]
+    + ["0", "00", "1", "012", "-1", "2.5", "a_b.c", "default"]
 )
 _PARAM_KEYS = [
     "volume-name",
@@ -124,6 +125,8 @@ _PARAM_KEYS = [
     "secret-namespace",
     "data-engine",
     "backup_url",
+    "concurrent-limit",
+    "backup-target-name",
 ]
 
 
@@ -154,6 +157,15 @@ SPEC = st.fixed_dictionaries(
         "secret": st.sampled_from(["", "key-a", "key-b"]),
         "secretNamespace": st.sampled_from(["", "ns-a", "ns-b"]),
         "userCreated": st.booleans(),
+        "backingImage": _WORD,
+        "backupTargetName": _WORD,
+    },
+)
+STATUS = st.fixed_dictionaries(
+    {},
+    optional={
+        "state": st.sampled_from(["", "Completed", "Error", "Unknown", "InProgress"]),
+        "lastSyncedAt": st.sampled_from(["", "2026-01-01T00:00:00Z"]),
     },
 )
 
@@ -169,9 +181,14 @@ def objects(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     }
     if draw(st.integers(0, 9)):  # now and then no spec at all
         spec = draw(SPEC)
-        if kind == "BackupBackingImage":
-            spec = {k: v for k, v in spec.items() if k in {"userCreated", "labels"}}
-        obj["spec"] = spec
+        keep = (
+            {"userCreated", "backingImage", "backupTargetName"}
+            if kind == "BackupBackingImage"
+            else set(spec) - {"userCreated", "backingImage", "backupTargetName"}
+        )
+        obj["spec"] = {k: v for k, v in spec.items() if k in keep}
+    if draw(st.booleans()):
+        obj["status"] = draw(STATUS)
     return obj
 
 
