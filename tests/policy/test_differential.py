@@ -112,8 +112,10 @@ def test_corpus_exercises_the_policy() -> None:
 CHECKSUM = "3f" * 64
 _WS = st.sampled_from(["", " ", "\t", "\n "])
 _WORD = st.sampled_from(
-    ["", "raw", "qcow2", "RAW", "vol-1", "x", "img", "Bad_Name", "encrypt", "decrypt", "ignore"]
-    + ["0", "00", "1", "012", "-1", "2.5", "a_b.c", "default"]
+    [
+        *("", "raw", "qcow2", "RAW", "vol-1", "x", "img", "Bad_Name"),
+        *("encrypt", "decrypt", "ignore", "0", "00", "1", "012", "-1", "2.5", "a_b.c", "default"),
+    ]
 )
 _PARAM_KEYS = [
     "volume-name",
