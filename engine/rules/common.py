@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from longhorn_bi.engine.names import (
+    DNS_SUBDOMAIN,
+    LABEL_NAME,
+    LABEL_VALUE,
+    LONGHORN_NAME,
     MAX_LONGHORN_NAME,
+    MAX_NAME_LENGTH,
     auto_corrected_name,
     is_object_name,
     is_valid_name,
@@ -20,6 +25,7 @@ from longhorn_bi.engine.names import (
 )
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
+    Cel,
     Citation,
     Finding,
     Manifest,
@@ -38,6 +44,7 @@ from longhorn_bi.engine.rules.schema import (
     LIST,
     MAP,
     STRING,
+    cel_regex,
     known_spec_fields,
 )
 
@@ -110,6 +117,21 @@ def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
+_NAME = "object.metadata.name"
+# CEL: the name Longhorn's mutator gives a BackingImage (names.auto_corrected_name), as far as
+# its validity goes: past 40 characters the cut name ends in '-' and 8 hex digits, and any
+# alphanumeric stands in for those (CEL has no SHA-512). Python's lower() and CEL's
+# lowerAscii() differ on non-ASCII letters, which no valid name has.
+_STORED = (
+    f"(size({_NAME}) <= {MAX_LONGHORN_NAME} ? {_NAME}.lowerAscii() : "
+    f"{_NAME}.lowerAscii().substring(0, {MAX_LONGHORN_NAME - 9}) + '-a')"
+)
+_STORED_OK = (
+    f"({_STORED}.matches({cel_regex(LONGHORN_NAME)}) && "
+    f"{_STORED}.matches({cel_regex(DNS_SUBDOMAIN)}))"
+)
+
+
 @rule(
     "LHB003",
     "object-name",
@@ -121,6 +143,36 @@ def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager("webhook/resources/backingimage/validator.go", "1.6-1.12"),
         manager("util/util.go", "1.6-1.12"),
         crds("1.6-1.12"),
+    ),
+    cel=(
+        Cel(
+            "has(object.metadata.name)",
+            "'metadata.name is missing; give the object a name'",
+            path=("metadata",),
+        ),
+        Cel(
+            f"!has({_NAME}) || object.kind != 'BackingImage' || {_STORED_OK}",
+            f"'the name ' + {_NAME} + ' is not one Longhorn and the API server accept (Longhorn "
+            "lower-cases it and cuts it to 40 characters): lower-case letters, digits, - and ., "
+            "starting and ending with a letter or digit'",
+            path=("metadata", "name"),
+        ),
+        Cel(
+            f"!has({_NAME}) || object.kind == 'BackingImage' || ({_NAME} != '' && "
+            f"size({_NAME}) <= {MAX_NAME_LENGTH} && {_NAME}.matches({cel_regex(DNS_SUBDOMAIN)}))",
+            f"'the name ' + {_NAME} + ' is no Kubernetes object name: lower-case letters, "
+            "digits, - and ., starting and ending with a letter or digit'",
+            path=("metadata", "name"),
+        ),
+        Cel(
+            f"!has({_NAME}) || object.kind != 'BackingImage' || !{_STORED_OK} || "
+            f"(size({_NAME}) <= {MAX_LONGHORN_NAME} && {_NAME}.lowerAscii() == {_NAME})",
+            f"'Longhorn renames ' + {_NAME} + ' (names are lower-cased and cut to "
+            f"{MAX_LONGHORN_NAME} characters); use that name so that the object matches the "
+            "manifest'",
+            path=("metadata", "name"),
+            severity=Severity.WARNING,
+        ),
     ),
 )
 def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
@@ -194,6 +246,21 @@ def _backup_label_findings(labels: Mapping[Any, Any]) -> Iterator[Finding]:
             )
 
 
+def _label_key_ok(key: str) -> str:
+    """CEL: `key` is a label key (names.label_key_problem finds nothing)."""
+    slash = f"{key}.lastIndexOf('/')"
+    return (
+        f"(({slash} < 0 || ({slash} >= 1 && {slash} <= {MAX_NAME_LENGTH} && "
+        f"{key}.substring(0, {slash}).matches({cel_regex(DNS_SUBDOMAIN)}))) && "
+        f"{key}.substring({slash} + 1).matches({cel_regex(LABEL_NAME)}))"
+    )
+
+
+def _label_value_ok(value: str) -> str:
+    """CEL: `value` is a label value (names.label_value_problem finds nothing)."""
+    return f"(size({value}) <= 63 && {value}.matches({cel_regex(LABEL_VALUE)}))"
+
+
 @rule(
     "LHB004",
     "labels",
@@ -203,6 +270,25 @@ def _backup_label_findings(labels: Mapping[Any, Any]) -> Iterator[Finding]:
     source=(
         Citation(BACKING_IMAGE_MANAGER, "pkg/backup/backup.go", "1.6-1.12"),
         manager("vendor/github.com/longhorn/longhorn-engine/pkg/util/util.go", "1.6-1.12"),
+    ),
+    cel=(
+        Cel(
+            "!has(object.metadata.labels) || object.metadata.labels.all(k, "
+            f"{_label_key_ok('k')} && {_label_value_ok('object.metadata.labels[k]')})",
+            "'labels ' + object.metadata.labels.filter(k, !("
+            f"{_label_key_ok('k')} && {_label_value_ok('object.metadata.labels[k]')}))"
+            ".join(', ') + ' are not valid Kubernetes labels'",
+            path=("metadata", "labels"),
+        ),
+        Cel(
+            "object.kind != 'BackupBackingImage' || !has(object.spec) || "
+            "!has(object.spec.labels) || object.spec.labels.all(k, "
+            f"{_label_key_ok('k')} && object.spec.labels[k] != '')",
+            "'backup labels ' + object.spec.labels.filter(k, !("
+            f"{_label_key_ok('k')} && object.spec.labels[k] != '')).join(', ') + ' have an "
+            "invalid key or an empty value, which fails the backup'",
+            path=("spec", "labels"),
+        ),
     ),
 )
 def check_labels(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:

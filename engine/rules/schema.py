@@ -120,6 +120,6 @@ def cel_regex(pattern: re.Pattern[str]) -> str:
     """A CEL (RE2) string literal of a Python pattern written in their common subset, anchored
     as `match` anchors it (`\\Z` becomes `$`, which RE2 reads as the end of the text)."""
     body = pattern.pattern.removeprefix("^").removesuffix("\\Z")
-    if "'" in body or "\\" in body:
+    if "'" in body:
         raise ValueError(f"{pattern.pattern!r} needs escaping in CEL")
-    return f"'^{body}$'"
+    return "'^" + body.replace("\\", "\\\\") + "$'"

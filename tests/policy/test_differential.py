@@ -58,9 +58,10 @@ def python_verdict(line: str, obj: Mapping[str, Any], old: Mapping[str, Any] | N
     errors = {v.rule for v in violations if v.severity is Severity.ERROR}
     if errors and old is not None:
         # The webhook's own answer: it denies only errors the change introduces.
+        name = str(obj.get("metadata", {}).get("name", ""))  # the object's: nothing to fill
         request = AdmissionRequest(
             "uid", "longhorn.io", "v1beta2", str(obj.get("kind")), "UPDATE",
-            "longhorn-system", "img", obj, old, False, "kubernetes-admin", True,
+            "longhorn-system", name, obj, old, False, "kubernetes-admin", True,
         )  # fmt: skip
         response = decide(request, ctx)
         assert "more errors" not in response.message
@@ -146,6 +147,19 @@ CHECKSUMS = _padded(
         st.text(alphabet="0123456789abcdefXYZ-", max_size=130),
     )
 )
+_NAME_CHARS = "abcxyz019-._AZ_/"
+NAMES = st.one_of(
+    st.sampled_from(["img", "other", "a", "", "Parrot", "a" * 41, "b" * 31 + ".-x" + "c" * 10]),
+    st.text(alphabet=_NAME_CHARS, max_size=70),
+)
+LABEL_KEYS = st.one_of(
+    st.sampled_from(["team", "example.com/team", "/x", "a/b/c", "-x", "x" * 64, "Ex.com/y"]),
+    st.text(alphabet=_NAME_CHARS, max_size=20),
+)
+LABELS = st.dictionaries(LABEL_KEYS, st.one_of(NAMES, st.just("")), max_size=3)
+METADATA = st.fixed_dictionaries(
+    {}, optional={"name": NAMES, "generateName": st.just("img-"), "labels": LABELS}
+)
 SPEC = st.fixed_dictionaries(
     {},
     optional={
@@ -161,6 +175,7 @@ SPEC = st.fixed_dictionaries(
         "userCreated": st.booleans(),
         "backingImage": _WORD,
         "backupTargetName": _WORD,
+        "labels": LABELS,
     },
 )
 STATUS = st.fixed_dictionaries(
@@ -177,16 +192,14 @@ def objects(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "apiVersion": "longhorn.io/v1beta2",
         "kind": kind,
-        "metadata": draw(
-            st.sampled_from([{"name": "img"}, {"name": "other"}, {"generateName": "img-"}])
-        ),
+        "metadata": draw(METADATA),
     }
     if draw(st.integers(0, 9)):  # now and then no spec at all
         spec = draw(SPEC)
         keep = (
-            {"userCreated", "backingImage", "backupTargetName"}
+            {"userCreated", "backingImage", "backupTargetName", "labels"}
             if kind == "BackupBackingImage"
-            else set(spec) - {"userCreated", "backingImage", "backupTargetName"}
+            else set(spec) - {"userCreated", "backingImage", "backupTargetName", "labels"}
         )
         obj["spec"] = {k: v for k, v in spec.items() if k in keep}
     if draw(st.booleans()):
@@ -207,5 +220,9 @@ def test_generated_verdicts_are_equal(line: str, kind: str, data: st.DataObject)
         return
     if old is not None and not schema_valid(old, LonghornVersion.parse(line)):
         old = None
+    if old is not None:  # an UPDATE keeps the name
+        old["metadata"].pop("name", None)
+        if "name" in obj["metadata"]:
+            old["metadata"]["name"] = obj["metadata"]["name"]
     assert_same(line, obj, old)
     event(f"policy fails it: {bool(runtime(line).failures(obj, old))}")
