@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 import pytest
 import yaml
 
-from longhorn_bi.engine.policy import policy_validations
+from longhorn_bi.engine.policy import chart_validations, policy_validations
 from longhorn_bi.engine.rules import RULES
 from longhorn_bi.engine.versions import SUPPORTED_VERSIONS, LonghornVersion
 from tests.policy.runtime import new_env
@@ -43,6 +44,23 @@ def _reads_facts(function: Any, seen: frozenset[str] = frozenset()) -> bool:
 def test_rules_that_read_cluster_facts_say_so() -> None:
     for rule in RULES:
         assert rule.needs_facts == _reads_facts(rule.check, frozenset({rule.check.__name__}))
+
+
+# Kubernetes' CEL environment: standard CEL and the strings extension (docs/policy.md).
+KUBERNETES_CEL = {"has", "size", "string", "matches", "all", "filter"}
+KUBERNETES_CEL |= {"trim", "lowerAscii", "substring", "lastIndexOf", "join"}
+
+
+def test_only_functions_of_kubernetes_cel_are_used() -> None:
+    used: set[str] = set()
+    for line in chart_validations().values():
+        for validation in (*line["errors"], *line["warnings"]):
+            for text in (validation["expression"], validation["messageExpression"]):
+                # A function or macro call: a name before '(' outside string literals.
+                used |= set(
+                    re.findall(r"([A-Za-z_]\w*)\(", re.sub(r"'(?:[^'\\]|\\.)*'", "''", text))
+                )
+    assert used <= KUBERNETES_CEL, used - KUBERNETES_CEL
 
 
 def _documents(*args: str) -> list[dict[str, Any]]:
