@@ -261,6 +261,21 @@ def _label_value_ok(value: str) -> str:
     return f"(size({value}) <= 63 && {value}.matches({cel_regex(LABEL_VALUE)}))"
 
 
+_META_LABEL_OK = f"{_label_key_ok('k')} && {_label_value_ok('object.metadata.labels[k]')}"
+_BACKUP_LABEL_OK = f"{_label_key_ok('k')} && object.spec.labels[k] != ''"
+
+
+def _labels_pass(parent: str, label_ok: str) -> str:
+    """CEL: every label of `<parent>.labels` is fine, or (UPDATE) the stored object has it
+    with the same value: the webhook excuses an error per label, at its own path."""
+    new, old = f"object.{parent}.labels", f"oldObject.{parent}.labels"
+    return (
+        f"!has(object.{parent}) || !has({new}) || {new}.all(k, ({label_ok}) || "
+        f"(oldObject != null && has(oldObject.{parent}) && has({old}) && k in {old} && "
+        f"{old}[k] == {new}[k]))"
+    )
+
+
 @rule(
     "LHB004",
     "labels",
@@ -273,21 +288,18 @@ def _label_value_ok(value: str) -> str:
     ),
     cel=(
         Cel(
-            "!has(object.metadata.labels) || object.metadata.labels.all(k, "
-            f"{_label_key_ok('k')} && {_label_value_ok('object.metadata.labels[k]')})",
+            _labels_pass("metadata", _META_LABEL_OK),
             "'labels ' + object.metadata.labels.filter(k, !("
-            f"{_label_key_ok('k')} && {_label_value_ok('object.metadata.labels[k]')}))"
-            ".join(', ') + ' are not valid Kubernetes labels'",
+            f"{_META_LABEL_OK})).join(', ') + ' are not valid Kubernetes labels'",
             path=("metadata", "labels"),
+            introduced_only=False,  # per label, in the expression
         ),
         Cel(
-            "object.kind != 'BackupBackingImage' || !has(object.spec) || "
-            "!has(object.spec.labels) || object.spec.labels.all(k, "
-            f"{_label_key_ok('k')} && object.spec.labels[k] != '')",
-            "'backup labels ' + object.spec.labels.filter(k, !("
-            f"{_label_key_ok('k')} && object.spec.labels[k] != '')).join(', ') + ' have an "
-            "invalid key or an empty value, which fails the backup'",
+            "object.kind != 'BackupBackingImage' || " + _labels_pass("spec", _BACKUP_LABEL_OK),
+            f"'backup labels ' + object.spec.labels.filter(k, !({_BACKUP_LABEL_OK}))"
+            ".join(', ') + ' have an invalid key or an empty value, which fails the backup'",
             path=("spec", "labels"),
+            introduced_only=False,
         ),
     ),
 )
