@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.names import MAX_NAME_LENGTH, is_valid_name, name_problem
+from longhorn_bi.engine.names import LONGHORN_NAME, MAX_NAME_LENGTH, is_valid_name, name_problem
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
     BACKUPSTORE,
@@ -17,6 +17,7 @@ from longhorn_bi.engine.rules.base import (
     manager,
     rule,
 )
+from longhorn_bi.engine.rules.schema import cel_regex
 
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
@@ -157,8 +158,8 @@ def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         Cel(
             f"!({_given('backup-target-name')}) || (size({_SP}['backup-target-name']) <= "
             f"{MAX_CEL_PARAMETER} && ({_SP}['backup-target-name'].trim() == '' || "
-            f"{_SP}['backup-target-name'].trim().matches("
-            f"'^[a-z0-9][a-z0-9_.-]{{1,{MAX_NAME_LENGTH - 1}}}$')))",
+            f"(size({_SP}['backup-target-name'].trim()) <= {MAX_NAME_LENGTH} && "
+            f"{_SP}['backup-target-name'].trim().matches({cel_regex(LONGHORN_NAME)}))))",
             f"'backup-target-name ' + {_SP}['backup-target-name'] + ' is not a valid name: 2 "
             f"to {MAX_NAME_LENGTH} lower-case letters, digits, -, _ or ., starting with a "
             "letter or digit'",
