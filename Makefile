@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all install lock azurite demo test unit lint typecheck bench e2e clean
+.PHONY: all install lock azurite demo test unit lint typecheck bench e2e clean chart-policy
 
 all: test
 
@@ -40,6 +40,10 @@ azurite: $(AZURITE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m longhorn_bi.demo
+
+# The chart's policy validations, per version line, from the rules (tests/policy checks them).
+chart-policy: $(STAMP)
+	$(BIN)/python -m longhorn_bi.engine.policy > charts/longhorn-bi-webhook/files/policy-validations.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

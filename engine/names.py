@@ -20,6 +20,8 @@ is_valid_name = re.compile(rf"[a-z0-9][a-z0-9_.-]{{1,{MAX_NAME_LENGTH - 1}}}\Z")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)\Z")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
+# The patterns themselves, for the rules' CEL forms (rules/schema.py cel_regex).
+DNS_SUBDOMAIN, LABEL_NAME, LABEL_VALUE = _DNS_SUBDOMAIN, _LABEL_NAME, _LABEL_VALUE
 # The API server's syntax for object names (length apart): see object_name_problem.
 is_object_name = _DNS_SUBDOMAIN.match
 

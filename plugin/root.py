@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "store": "longhorn_bi.plugin.store:store",
     "checksum": "longhorn_bi.plugin.checksum:checksum",
     "verify": "longhorn_bi.plugin.verify:verify",
+    "policy": "longhorn_bi.plugin.policy:policy",
 }
 # Shell completion's environment variable; click would derive one with a space from PROG_NAME.
 COMPLETE_VAR = "_KUBECTL_LONGHORN_BI_COMPLETE"

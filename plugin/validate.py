@@ -248,6 +248,7 @@ def rules(output: str) -> None:
                     "source": [
                         {"repo": c.repo, "path": c.path, "versions": c.versions} for c in r.source
                     ],
+                    "policy": r.policy,
                 }
                 for r in RULES
             ]

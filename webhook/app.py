@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from longhorn_bi.engine.policy import EXEMPT_ACCOUNTS, enforced_rules, exempt_usernames
 from longhorn_bi.engine.rules import RuleContext
 from longhorn_bi.engine.text_redaction import clip
 from longhorn_bi.webhook.facts_cache import FactsSource
@@ -37,7 +38,7 @@ VALIDATE_PATH = "/validate"
 # The service account Longhorn's manager, its backup-target sync and its upgrade jobs run
 # as (longhorn/longhorn chart/templates/daemonset-sa.yaml, preupgrade-job.yaml,
 # postupgrade-job.yaml, 1.6.4-1.12.1): its writes are never checked.
-LONGHORN_SERVICE_ACCOUNTS = ("longhorn-service-account",)
+LONGHORN_SERVICE_ACCOUNTS = EXEMPT_ACCOUNTS
 # Larger bodies (or bodies of unknown length) are reviewed one at a time in a thread.
 LARGE_BODY = 256 * 1024
 
@@ -53,6 +54,9 @@ class Settings:
     # Service accounts (names, in the Longhorn namespace) or full user names
     # (system:serviceaccount:NS:NAME) whose requests pass unchecked.
     exempt_accounts: tuple[str, ...] = LONGHORN_SERVICE_ACCOUNTS
+    # The generated ValidatingAdmissionPolicy runs beside (the chart's mode both): the rules
+    # it enforces are left to it, so that a finding is not reported twice.
+    policy_enforced: bool = False
 
     @property
     def max_body_bytes(self) -> int:
@@ -60,10 +64,7 @@ class Settings:
 
     def exempt_usernames(self) -> frozenset[str]:
         """The request user names of `exempt_accounts`."""
-        return frozenset(
-            name if ":" in name else f"system:serviceaccount:{self.longhorn_namespace}:{name}"
-            for name in self.exempt_accounts
-        )
+        return frozenset(exempt_usernames(self.exempt_accounts, self.longhorn_namespace))
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -187,7 +188,8 @@ class Reviewer:
                 # the Service sends nothing here. Unchecked is not allowed: the API server's
                 # failurePolicy decides (Ignore lets it through, Fail refuses it).
                 return self.failed(review, started, 503, _STARTING)
-            answer = decide(review, ctx, self.exempt)
+            skip = enforced_rules(ctx.version) if self.settings.policy_enforced else frozenset()
+            answer = decide(review, ctx, self.exempt, skip)
         except RecursionError:
             return self.bad_request("request.object is nested too deeply", review.uid)
         except Exception:

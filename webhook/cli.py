@@ -164,6 +164,14 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     "variable takes a space-separated list.",
 )
 @click.option(
+    "--policy-enforced",
+    is_flag=True,
+    envvar=_env("POLICY_ENFORCED"),
+    show_envvar=True,
+    help="The generated ValidatingAdmissionPolicy runs beside the webhook: leave the rules it "
+    "enforces to it (`kubectl longhorn-bi rules -o json` tells which).",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(1, 100_000),
     default=64,
@@ -186,6 +194,7 @@ def serve(
     log_level: str,
     exempt_accounts: tuple[str, ...],
     max_connections: int,
+    policy_enforced: bool,
 ) -> None:
     """Serve POST /validate over HTTPS (TLS 1.2+), with live cluster facts."""
     import asyncio
@@ -210,6 +219,7 @@ def serve(
         shutdown_delay_seconds=shutdown_delay_seconds,
         limits=Limits(max_connections=max_connections),
         exempt_accounts=tuple(name.strip() for name in exempt_accounts if name.strip()),
+        policy_enforced=policy_enforced,
     )
     asyncio.run(run(options))
 

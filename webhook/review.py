@@ -248,7 +248,10 @@ def answer_warnings(warnings: list[str]) -> tuple[str, ...]:
 
 
 def decide(
-    request: AdmissionRequest, ctx: RuleContext, exempt: frozenset[str] = frozenset()
+    request: AdmissionRequest,
+    ctx: RuleContext,
+    exempt: frozenset[str] = frozenset(),
+    skip: frozenset[str] = frozenset(),
 ) -> AdmissionResponse:
     """Allow or deny one request with the rule set.
 
@@ -258,6 +261,7 @@ def decide(
     error the stored object already had, at the same path with the same value, is only a
     warning: denying it would block updates (finalizers, labels) of objects made before the
     webhook was installed, or whose facts changed since (a target that became unavailable).
+    Findings of the rules in `skip` are left out (a ValidatingAdmissionPolicy enforces them).
     """
     obj = request.object
     if not request.checked or obj is None or request.username in exempt:
@@ -273,6 +277,8 @@ def decide(
     # On UPDATE the rules also see the stored object (LHB109: fields Longhorn keeps as set).
     stored = request.old_object if request.operation == "UPDATE" else None
     violations = evaluate(new, ctx if stored is None else replace(ctx, previous=stored))
+    if skip and violations:
+        violations = [v for v in violations if v.rule not in skip]
     if not violations:
         return AdmissionResponse(request.uid, True)
     existing: set[tuple[str, str]] = set()

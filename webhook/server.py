@@ -50,6 +50,7 @@ class ServeOptions:
     watch_timeout: int = 300
     limits: Limits = field(default_factory=Limits)
     exempt_accounts: tuple[str, ...] = LONGHORN_SERVICE_ACCOUNTS
+    policy_enforced: bool = False
 
 
 async def _drain(metrics: Metrics, options: ServeOptions) -> None:
@@ -89,6 +90,7 @@ async def serve(options: ServeOptions) -> None:
             longhorn_namespace=options.longhorn_namespace,
             limits=options.limits,
             exempt_accounts=options.exempt_accounts,
+            policy_enforced=options.policy_enforced,
         )
         app = create_app(
             settings,

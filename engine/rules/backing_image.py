@@ -7,9 +7,10 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from longhorn_bi.engine.names import name_problem
+from longhorn_bi.engine.names import LONGHORN_NAME, MAX_NAME_LENGTH, name_problem
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
+    Cel,
     Citation,
     Finding,
     Manifest,
@@ -22,7 +23,11 @@ from longhorn_bi.engine.rules.base import (
 )
 from longhorn_bi.engine.rules.schema import (
     SOURCE_PARAMETERS,
+    SOURCE_TYPES_V16,
+    SOURCE_TYPES_V17,
     SYSTEM_SOURCE_PARAMETERS,
+    cel_list,
+    cel_regex,
     source_types,
 )
 
@@ -42,6 +47,24 @@ MUTATOR = "webhook/resources/backingimage/mutator.go"
     BI,
     "sourceType is one the version supports",
     source=(crds("1.6-1.12"), manager(VALIDATOR, "1.6-1.12")),
+    cel=(
+        Cel(
+            "has(object.spec) && has(object.spec.sourceType)",
+            f"'spec.sourceType is missing; set one of {', '.join(SOURCE_TYPES_V17)}'",
+            path=("spec",),
+        ),
+        *(
+            Cel(
+                "!has(object.spec) || !has(object.spec.sourceType) || object.spec.sourceType in "
+                + cel_list(allowed),
+                f"'sourceType ' + object.spec.sourceType + ' is not supported by Longhorn "
+                f"{versions}; use one of {', '.join(allowed)}'",
+                path=("spec", "sourceType"),
+                versions=versions,
+            )
+            for allowed, versions in ((SOURCE_TYPES_V16, "1.6"), (SOURCE_TYPES_V17, "1.7-1.12"))
+        ),
+    ),
 )
 def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.sourceType` is required and must be one of download, upload,
@@ -59,6 +82,17 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
+# {sourceType: [known keys]} as a CEL map literal.
+_KNOWN_PARAMETERS = (
+    "{"
+    + ", ".join(
+        f"'{source}': {cel_list(tuple(sorted(keys | SYSTEM_SOURCE_PARAMETERS)))}"
+        for source, keys in sorted(SOURCE_PARAMETERS.items())
+    )
+    + "}"
+)
+
+
 @rule(
     "LHB102",
     "source-parameters-known",
@@ -67,6 +101,16 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     "sourceParameters keys are known",
     source=(manager("k8s/pkg/apis/longhorn/v1beta2/backingimagedatasource.go", "1.6-1.12"),),
     source_types=set(SOURCE_PARAMETERS),
+    cel=(
+        Cel(
+            f"!has(object.spec.sourceParameters) || object.spec.sourceParameters.all(k, k in "
+            f"{_KNOWN_PARAMETERS}[object.spec.sourceType])",
+            "'sourceParameters ' + object.spec.sourceParameters.filter(k, !(k in "
+            f"{_KNOWN_PARAMETERS}[object.spec.sourceType])).join(', ') + ' are not parameters of "
+            "sourceType ' + object.spec.sourceType + '; Longhorn ignores them'",
+            path=PARAMS,
+        ),
+    ),
 )
 def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn ignores sourceParameters it does not know for the source type: a misspelt
@@ -93,6 +137,22 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
         )
 
 
+# Trimmed as Longhorn's mutator trims it (and in the cluster the policy sees it trimmed, after
+# the mutating webhook). The size tests first bound the cost of the string work: a checksum
+# padded past MAX_CEL_CHECKSUM characters is refused, which the Python check would accept.
+MAX_CEL_CHECKSUM = 4096
+_CHECKSUM_OK = (
+    "!has(object.spec) || !has(object.spec.checksum) || object.spec.checksum == '' || "
+    f"(size(object.spec.checksum) <= {MAX_CEL_CHECKSUM} && (object.spec.checksum.trim() == '' || "
+    "(size(object.spec.checksum.trim()) == 128 && "
+    "object.spec.checksum.trim().matches('^[a-f0-9]+$'))))"
+)
+_CHECKSUM_MESSAGE = (
+    "'checksum is not a SHA-512 digest: it has ' + string(size(object.spec.checksum.trim())) + "
+    "' characters, and it must be 128 lower-case hex digits'"
+)
+
+
 @rule(
     "LHB103",
     "checksum-format",
@@ -100,6 +160,19 @@ def check_source_parameter_keys(m: Manifest, ctx: RuleContext) -> Iterator[Findi
     BI,
     "checksum is 128 lower-case hex digits",
     source=(manager(MUTATOR, "1.6-1.12"), manager(VALIDATOR, "1.6-1.12")),
+    cel=(
+        Cel(
+            f"{_CHECKSUM_OK} || (has(object.spec.sourceType) && object.spec.sourceType == 'clone')",
+            f"{_CHECKSUM_MESSAGE} + ' (sha512sum FILE prints it)'",
+            path=("spec", "checksum"),
+        ),
+        Cel(
+            f"{_CHECKSUM_OK} || !(has(object.spec.sourceType) && object.spec.sourceType == 'clone')",
+            f"{_CHECKSUM_MESSAGE} + '; Longhorn replaces a clone\\'s checksum, so leave it out'",
+            path=("spec", "checksum"),
+            severity=Severity.WARNING,
+        ),
+    ),
 )
 def check_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.checksum` is empty or a SHA-512 digest: 128 lower-case hex digits
@@ -185,6 +258,9 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
+_NO_MIN_COPIES = "!has(object.spec) || !has(object.spec.minNumberOfCopies)"
+
+
 @rule(
     "LHB105",
     "min-copies",
@@ -195,6 +271,20 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager(VALIDATOR, "1.7-1.12"),
         manager(MUTATOR, "1.7-1.12"),
         manager("types/setting.go", "1.7-1.12"),
+    ),
+    cel=(
+        Cel(
+            f"{_NO_MIN_COPIES} || object.spec.minNumberOfCopies >= 0",
+            "'minNumberOfCopies is ' + string(object.spec.minNumberOfCopies) + '; set 1 or more'",
+            path=("spec", "minNumberOfCopies"),
+        ),
+        Cel(
+            f"{_NO_MIN_COPIES} || object.spec.minNumberOfCopies != 0",
+            "'minNumberOfCopies 0 takes the default setting on create but Longhorn refuses it on "
+            "an update; leave it out or set 1 or more'",
+            path=("spec", "minNumberOfCopies"),
+            severity=Severity.WARNING,
+        ),
     ),
 )
 def check_min_copies(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
@@ -217,7 +307,21 @@ def check_min_copies(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 ENCRYPTIONS = ("encrypt", "decrypt", "ignore")
+EXPORT_TYPES = ("raw", "qcow2")
+DATA_ENGINES = ("v1", "v2")
 CLONE_SECRET_PARAMETERS = ("secret", "secret-namespace")
+
+
+def _param(key: str) -> str:
+    """CEL: sourceParameters[key] trimmed as Longhorn's mutator trims it, '' when absent."""
+    return (
+        f"(has(object.spec.sourceParameters) && '{key}' in object.spec.sourceParameters ? "
+        f"object.spec.sourceParameters['{key}'].trim() : '')"
+    )
+
+
+_CLONE_SOURCE = _param("backing-image")
+_ENCRYPTION = _param("encryption")
 
 
 @rule(
@@ -232,6 +336,42 @@ CLONE_SECRET_PARAMETERS = ("secret", "secret-namespace")
         manager("controller/backing_image_data_source_controller.go", "1.7-1.12"),
     ),
     source_types={"clone"},
+    cel=(
+        Cel(
+            f"{_CLONE_SOURCE} != ''",
+            "'a clone needs sourceParameters.backing-image, the image to clone'",
+            path=PARAMS,
+        ),
+        Cel(
+            f"{_CLONE_SOURCE} == '' || ({_CLONE_SOURCE}.matches({cel_regex(LONGHORN_NAME)}) "
+            f"&& size({_CLONE_SOURCE}) <= {MAX_NAME_LENGTH} && (!has(object.metadata.name) || "
+            f"{_CLONE_SOURCE} != object.metadata.name))",
+            f"'backing-image ' + {_CLONE_SOURCE} + ' is not the name of another backing image: "
+            "2 to 253 lower-case letters, digits, -, _ or ., starting with a letter or digit'",
+            path=(*PARAMS, "backing-image"),
+        ),
+        Cel(
+            f"{_ENCRYPTION} in {cel_list(('', *ENCRYPTIONS))}",
+            f"'encryption ' + {_ENCRYPTION} + ' is not one of {', '.join(ENCRYPTIONS)}'",
+            path=(*PARAMS, "encryption"),
+        ),
+        *(
+            Cel(
+                f"!({_ENCRYPTION} in ['encrypt', 'decrypt']) || {_param(key)} != ''",
+                f"'encryption ' + {_ENCRYPTION} + ' needs sourceParameters.{key}: the secret "
+                "holding the encryption key and its namespace'",
+                path=PARAMS,
+            )
+            for key in CLONE_SECRET_PARAMETERS
+        ),
+        Cel(
+            f"{_ENCRYPTION} != 'decrypt' || !has(object.spec.secret) || object.spec.secret == ''",
+            "'a decrypted clone should have no spec.secret: Longhorn takes a non-empty one to "
+            "mean the image is encrypted'",
+            path=("spec", "secret"),
+            severity=Severity.WARNING,
+        ),
+    ),
 )
 def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A clone needs `backing-image` (the source's name). `encryption` is encrypt, decrypt
@@ -276,9 +416,6 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
-EXPORT_TYPES = ("raw", "qcow2")
-
-
 @rule(
     "LHB107",
     "export-parameters",
@@ -287,6 +424,22 @@ EXPORT_TYPES = ("raw", "qcow2")
     "an export names its volume and format",
     source=(manager(VALIDATOR, "1.6-1.12"), manager(MUTATOR, "1.6-1.12")),
     source_types={"export-from-volume"},
+    cel=(
+        Cel(
+            "has(object.spec.sourceParameters) && 'volume-name' in object.spec.sourceParameters "
+            "&& object.spec.sourceParameters['volume-name'].trim() != ''",
+            "'export-from-volume needs sourceParameters.volume-name, the volume to export'",
+            path=PARAMS,
+        ),
+        Cel(
+            "!has(object.spec.sourceParameters) || !('export-type' in object.spec.sourceParameters)"
+            " || object.spec.sourceParameters['export-type'].trim() in "
+            + cel_list(("", *EXPORT_TYPES)),
+            "'export-type ' + object.spec.sourceParameters['export-type'] + ' is not one of raw, "
+            "qcow2'",
+            path=(*PARAMS, "export-type"),
+        ),
+    ),
 )
 def check_export(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """export-from-volume needs `volume-name`; `export-type` is raw or qcow2 (missing or
@@ -305,9 +458,6 @@ def check_export(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
-DATA_ENGINES = ("v1", "v2")
-
-
 @rule(
     "LHB108",
     "data-engine",
@@ -315,6 +465,17 @@ DATA_ENGINES = ("v1", "v2")
     BI,
     "dataEngine is one the version supports",
     source=(crds("1.8-1.12"), manager(VALIDATOR, "1.8-1.12")),
+    cel=tuple(
+        Cel(
+            "!has(object.spec) || !has(object.spec.dataEngine) || object.spec.dataEngine in "
+            + cel_list(("", *allowed)),
+            f"'dataEngine ' + object.spec.dataEngine + ' is not one of {', '.join(allowed)} in "
+            f"Longhorn {versions}'",
+            path=("spec", "dataEngine"),
+            versions=versions,
+        )
+        for allowed, versions in ((DATA_ENGINES, "1.8-1.11"), (DATA_ENGINES[:1], "1.12"))
+    ),
 )
 def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.dataEngine` (from Longhorn 1.8; pruned before) is v1 (the default) or v2. From
@@ -338,6 +499,32 @@ def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     BI,
     "secret, secretNamespace and dataEngine stay as set",
     source=(manager(VALIDATOR, "1.7-1.12"), manager(MUTATOR, "1.7-1.12")),
+    cel=(
+        *(
+            Cel(
+                f"oldObject == null || !has(oldObject.spec) || !has(oldObject.spec.{field}) || "
+                f"oldObject.spec.{field} == '' || (has(object.spec) && has(object.spec.{field}) "
+                f"&& object.spec.{field} == oldObject.spec.{field})",
+                f"'spec.{field} was ' + oldObject.spec.{field} + '; Longhorn does not allow "
+                "changing it, so keep that value'",
+                path=("spec", field),
+                versions="1.7-1.12",
+                introduced_only=False,
+            )
+            for field in ("secret", "secretNamespace")
+        ),
+        Cel(
+            "oldObject == null || !has(oldObject.spec) || (has(oldObject.spec.dataEngine) ? "
+            "has(object.spec) && has(object.spec.dataEngine) && "
+            "object.spec.dataEngine == oldObject.spec.dataEngine : "
+            "!(has(object.spec) && has(object.spec.dataEngine)))",
+            "'spec.dataEngine changed; Longhorn does not allow changing it, so keep the stored "
+            "value'",
+            path=("spec", "dataEngine"),
+            versions="1.8-1.12",
+            introduced_only=False,
+        ),
+    ),
 )
 def check_immutable_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn refuses an update that changes `spec.secret` or `spec.secretNamespace` once

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.names import name_problem
+from longhorn_bi.engine.names import LONGHORN_NAME, MAX_NAME_LENGTH, name_problem
 from longhorn_bi.engine.rules.base import (
+    Cel,
     Finding,
     Manifest,
     RuleContext,
@@ -16,10 +17,23 @@ from longhorn_bi.engine.rules.base import (
     manager,
     rule,
 )
+from longhorn_bi.engine.rules.schema import cel_list, cel_regex
 
 BBI = {"BackupBackingImage"}
 CONTROLLER = "controller/backup_backing_image_controller.go"
 FINAL_STATES = frozenset({"Completed", "Error", "Unknown"})
+# CEL of backup_to_make's opposite: Longhorn no longer has to make this backup.
+_FINISHED = (
+    "has(object.status) && ((has(object.status.lastSyncedAt) && object.status.lastSyncedAt != "
+    "'') || (has(object.status.state) && object.status.state in "
+    + cel_list(tuple(sorted(FINAL_STATES)))
+    + "))"
+)
+
+
+def _cel_name(value: str) -> str:
+    """CEL: `value` (a string) is a name Longhorn takes (names.name_problem finds nothing)."""
+    return f"(size({value}) <= {MAX_NAME_LENGTH} && {value}.matches({cel_regex(LONGHORN_NAME)}))"
 
 
 def backup_to_make(m: Manifest) -> bool:
@@ -38,6 +52,13 @@ def backup_to_make(m: Manifest) -> bool:
     BBI,
     "userCreated is set to a boolean",
     source=(crds("1.6-1.12"), manager(CONTROLLER, "1.6-1.12")),
+    cel=(
+        Cel(
+            "has(object.spec) && has(object.spec.userCreated)",
+            "'spec.userCreated is missing; set userCreated: true for a backup you create'",
+            path=("spec",),
+        ),
+    ),
 )
 def check_user_created(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`spec.userCreated` is required by the CRD: true for a backup you ask for (false marks
@@ -58,6 +79,24 @@ def check_user_created(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         crds("1.8-1.12"),
         manager(CONTROLLER, "1.8-1.12"),
         manager("upgrade/v17xto180/upgrade.go", "1.8"),
+    ),
+    cel=(
+        Cel(
+            "has(object.spec) && has(object.spec.backingImage)",
+            "'spec.backingImage is required from Longhorn 1.8; set it to the name of the backing "
+            "image to back up'",
+            path=("spec",),
+            versions="1.8-1.12",
+        ),
+        Cel(
+            f"!has(object.spec) || !has(object.spec.backingImage) || {_FINISHED} || "
+            + _cel_name("object.spec.backingImage"),
+            "'backingImage ' + object.spec.backingImage + ' is not the name of a backing image: "
+            f"2 to {MAX_NAME_LENGTH} lower-case letters, digits, -, _ or ., starting with a "
+            "letter or digit'",
+            path=("spec", "backingImage"),
+            versions="1.8-1.12",
+        ),
     ),
 )
 def check_backing_image_field(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
@@ -87,6 +126,7 @@ def check_backing_image_field(m: Manifest, ctx: RuleContext) -> Iterator[Finding
     BBI,
     "before 1.8 the backup is named like its image",
     source=(crds("1.6-1.7"), manager(CONTROLLER, "1.6-1.7")),
+    not_in_policy="before 1.8 the API server prunes spec.backingImage before admission",
 )
 def check_name_matches(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Before Longhorn 1.8 a backup backs up the image named like the backup, and
@@ -111,6 +151,23 @@ def check_name_matches(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     source=(
         crds("1.6-1.12"),
         manager("webhook/resources/backupbackingimage/mutator.go", "1.8-1.12"),
+    ),
+    cel=(
+        Cel(
+            "!has(object.spec) || !has(object.spec.backupTargetName)",
+            "'backupTargetName needs Longhorn 1.8 or later; this Longhorn drops it and backs up "
+            "to the backup-target setting, so remove it'",
+            path=("spec", "backupTargetName"),
+            versions="1.6-1.7",
+        ),
+        Cel(
+            "!has(object.spec) || !has(object.spec.backupTargetName) || "
+            "object.spec.backupTargetName == '' || " + _cel_name("object.spec.backupTargetName"),
+            "'backupTargetName ' + object.spec.backupTargetName + ' is no BackupTarget name; "
+            "Longhorn backs up to the default target instead'",
+            path=("spec", "backupTargetName"),
+            versions="1.8-1.12",
+        ),
     ),
 )
 def check_backup_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:

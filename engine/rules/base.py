@@ -220,6 +220,38 @@ def crds(versions: str) -> Citation:
     return Citation(LONGHORN, "deploy/longhorn.yaml", versions)
 
 
+def in_versions(version: LonghornVersion, versions: str) -> bool:
+    """Whether `version` is in a line range as citations write it: "1.8-1.12" or "1.8"."""
+    low, _, high = versions.partition("-")
+    return LonghornVersion.parse(low) <= version <= LonghornVersion.parse(high or low)
+
+
+@dataclass(frozen=True, slots=True)
+class Cel:
+    """A rule's check as one ValidatingAdmissionPolicy validation, beside its Python form.
+
+    `expression` is CEL over `object` (and `oldObject` on UPDATE), true when the object
+    passes; `message` is its messageExpression, which the generator prefixes with the rule id
+    and `path` as Violation prints them. `evaluate`'s guards (the rule's kinds and
+    source types) are added by the policy generator, not written here. Only functions of
+    Kubernetes' CEL environment may be used (docs/policy.md lists them).
+    """
+
+    expression: str
+    message: str
+    # The finding's path, as the Python check gives it: the message's prefix, and on UPDATE
+    # the value that must be unchanged for a failure to count as the stored object's.
+    path: Path
+    # The finding's severity when this validation fails; None: the rule's.
+    severity: Severity | None = None
+    # The version lines (as in citations) the validation belongs to.
+    versions: str = "1.6-1.12"
+    # On UPDATE, an error only when the change introduces it: the webhook's rule (the stored
+    # object failed too, with the same value at `path`, is not denied). False for checks of
+    # the change itself (they read oldObject).
+    introduced_only: bool = True
+
+
 @dataclass(frozen=True)
 class Rule:
     id: str
@@ -234,6 +266,22 @@ class Rule:
     source_types: frozenset[str] | None = None
     # Where the behaviour the rule encodes is found in Longhorn's code.
     source: tuple[Citation, ...] = ()
+    # The rule as policy validations; empty for rules that need cluster facts (`needs_facts`)
+    # and for object-only rules not yet written in CEL.
+    cel: tuple[Cel, ...] = ()
+    # Reads RuleContext.facts: only the webhook (or a live validate) can check it.
+    needs_facts: bool = False
+    # Why an object-only rule has no CEL form (what a policy can never see), if so.
+    not_in_policy: str = ""
+
+    @property
+    def policy(self) -> str:
+        """How the policy stands to the rule: in it, or why not (the catalogue's column)."""
+        if self.cel:
+            return "in the policy"
+        if self.needs_facts:
+            return "webhook only: needs cluster facts"
+        return f"not in the policy: {self.not_in_policy}" if self.not_in_policy else "webhook only"
 
     def run(self, manifest: Manifest, ctx: RuleContext) -> Iterator[Violation]:
         for finding in self.check(manifest, ctx):
@@ -254,20 +302,41 @@ def rule(
     *,
     source: tuple[Citation, ...],
     source_types: set[str] | None = None,
+    cel: tuple[Cel, ...] = (),
+    needs_facts: bool = False,
+    not_in_policy: str = "",
 ) -> Callable[[Check], Check]:
     """Register a check; its docstring is the rule's documentation. `source`: the Longhorn
     files (and version lines) it encodes; every rule has one. `source_types`: the source
-    types it applies to, when it applies to only some (its check must be silent for others)."""
+    types it applies to, when it applies to only some (its check must be silent for others).
+    `cel`: the same check as policy validations (tests/policy proves them equal);
+    `needs_facts`: the rule reads cluster facts, so it has no CEL form; `not_in_policy`: why
+    an object-only rule has none (what a policy never sees)."""
 
     def register(check: Check) -> Check:
         if any(existing.id == rule_id for existing in RULES):
             raise ValueError(f"duplicate rule id {rule_id}")
         if not source:
             raise ValueError(f"rule {rule_id} cites no Longhorn source")
+        if (needs_facts or not_in_policy) and cel:
+            raise ValueError(f"rule {rule_id} has a CEL form and says it cannot have one")
         doc = " ".join((check.__doc__ or "").split())
         only = frozenset(source_types) if source_types is not None else None
         RULES.append(
-            Rule(rule_id, name, severity, frozenset(kinds), title, doc, check, only, source)
+            Rule(
+                rule_id,
+                name,
+                severity,
+                frozenset(kinds),
+                title,
+                doc,
+                check,
+                only,
+                source,
+                cel,
+                needs_facts,
+                not_in_policy,
+            )
         )
         return check
 

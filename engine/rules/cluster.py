@@ -103,6 +103,7 @@ def _chosen_target(m: Manifest, ctx: RuleContext) -> tuple[list[Finding], Backup
         manager(BBI_VALIDATOR, "1.9-1.12"),
         manager(BBI_CONTROLLER, "1.6-1.12"),
     ),
+    needs_facts=True,
 )
 def check_target_configured(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A backup needs its backup target (a BackupTarget from 1.8, the backup-target setting
@@ -143,6 +144,7 @@ def check_target_configured(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     BBI,
     "the backing image to back up exists",
     source=(manager(BBI_CONTROLLER, "1.6-1.12"), manager(BBI_VALIDATOR, "1.8-1.12")),
+    needs_facts=True,
 )
 def check_image_exists(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The backing image a backup names must exist: Longhorn fails the backup otherwise. A
@@ -195,6 +197,7 @@ def check_image_exists(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     BBI,
     "one backup per image and target",
     source=(manager(BBI_VALIDATOR, "1.8-1.12"),),
+    needs_facts=True,
 )
 def check_duplicate(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn keeps one BackupBackingImage per backing image and backup target, and refuses
@@ -224,6 +227,7 @@ def check_duplicate(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     "the clone's source exists and fits its encryption",
     source=(manager(BI_VALIDATOR, "1.7-1.12"), manager(BI_MUTATOR, "1.7-1.12")),
     source_types={"clone"},
+    needs_facts=True,
 )
 def check_clone_source(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn refuses a clone whose source image does not exist, is a v2 image (1.8+), is

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from longhorn_bi.engine.names import (
+    DNS_SUBDOMAIN,
+    LABEL_NAME,
+    LABEL_VALUE,
+    LONGHORN_NAME,
     MAX_LONGHORN_NAME,
+    MAX_NAME_LENGTH,
     auto_corrected_name,
     is_object_name,
     is_valid_name,
@@ -20,6 +25,7 @@ from longhorn_bi.engine.names import (
 )
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
+    Cel,
     Citation,
     Finding,
     Manifest,
@@ -38,6 +44,7 @@ from longhorn_bi.engine.rules.schema import (
     LIST,
     MAP,
     STRING,
+    cel_regex,
     known_spec_fields,
 )
 
@@ -56,6 +63,7 @@ V1BETA1_KINDS = frozenset({"BackingImage", "BackupTarget", "Setting"})
     ALL_KINDS,
     "apiVersion is longhorn.io/v1beta2",
     source=(crds("1.6-1.12"),),
+    not_in_policy="the policy matches v1beta2 with matchPolicy Equivalent: the API server converts v1beta1 first",
 )
 def check_api_version(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The API server serves these kinds as longhorn.io/v1beta2; another apiVersion is
@@ -87,6 +95,7 @@ def check_api_version(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager("controller/backup_backing_image_controller.go", "1.6-1.12"),
         manager("controller/backup_target_controller.go", "1.6-1.12"),
     ),
+    not_in_policy="the bindings match the Longhorn namespace only, as the webhook does",
 )
 def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn's controllers skip objects outside their own namespace: an object elsewhere
@@ -108,6 +117,21 @@ def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
+_NAME = "object.metadata.name"
+# CEL: the name Longhorn's mutator gives a BackingImage (names.auto_corrected_name), as far as
+# its validity goes: past 40 characters the cut name ends in '-' and 8 hex digits, and any
+# alphanumeric stands in for those (CEL has no SHA-512). Python's lower() and CEL's
+# lowerAscii() differ on non-ASCII letters, which no valid name has.
+_STORED = (
+    f"(size({_NAME}) <= {MAX_LONGHORN_NAME} ? {_NAME}.lowerAscii() : "
+    f"{_NAME}.lowerAscii().substring(0, {MAX_LONGHORN_NAME - 9}) + '-a')"
+)
+_STORED_OK = (
+    f"({_STORED}.matches({cel_regex(LONGHORN_NAME)}) && "
+    f"{_STORED}.matches({cel_regex(DNS_SUBDOMAIN)}))"
+)
+
+
 @rule(
     "LHB003",
     "object-name",
@@ -119,6 +143,36 @@ def check_namespace(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager("webhook/resources/backingimage/validator.go", "1.6-1.12"),
         manager("util/util.go", "1.6-1.12"),
         crds("1.6-1.12"),
+    ),
+    cel=(
+        Cel(
+            "has(object.metadata.name)",
+            "'metadata.name is missing; give the object a name'",
+            path=("metadata",),
+        ),
+        Cel(
+            f"!has({_NAME}) || object.kind != 'BackingImage' || {_STORED_OK}",
+            f"'the name ' + {_NAME} + ' is not one Longhorn and the API server accept (Longhorn "
+            "lower-cases it and cuts it to 40 characters): lower-case letters, digits, - and ., "
+            "starting and ending with a letter or digit'",
+            path=("metadata", "name"),
+        ),
+        Cel(
+            f"!has({_NAME}) || object.kind == 'BackingImage' || ({_NAME} != '' && "
+            f"size({_NAME}) <= {MAX_NAME_LENGTH} && {_NAME}.matches({cel_regex(DNS_SUBDOMAIN)}))",
+            f"'the name ' + {_NAME} + ' is no Kubernetes object name: lower-case letters, "
+            "digits, - and ., starting and ending with a letter or digit'",
+            path=("metadata", "name"),
+        ),
+        Cel(
+            f"!has({_NAME}) || object.kind != 'BackingImage' || !{_STORED_OK} || "
+            f"(size({_NAME}) <= {MAX_LONGHORN_NAME} && {_NAME}.lowerAscii() == {_NAME})",
+            f"'Longhorn renames ' + {_NAME} + ' (names are lower-cased and cut to "
+            f"{MAX_LONGHORN_NAME} characters); use that name so that the object matches the "
+            "manifest'",
+            path=("metadata", "name"),
+            severity=Severity.WARNING,
+        ),
     ),
 )
 def check_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
@@ -192,6 +246,43 @@ def _backup_label_findings(labels: Mapping[Any, Any]) -> Iterator[Finding]:
             )
 
 
+# names.LABEL_NAME with its {0,61} as a size test: a counted repetition makes RE2 build a
+# large automaton, which a runtime that compiles the pattern per evaluation pays each time.
+_CEL_LABEL_NAME = "'^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'"
+assert LABEL_NAME.pattern == r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)\Z"
+
+
+def _label_key_ok(key: str) -> str:
+    """CEL: `key` is a label key (names.label_key_problem finds nothing)."""
+    slash = f"{key}.lastIndexOf('/')"
+    return (
+        f"(({slash} < 0 || ({slash} >= 1 && {slash} <= {MAX_NAME_LENGTH} && "
+        f"{key}.substring(0, {slash}).matches({cel_regex(DNS_SUBDOMAIN)}))) && "
+        f"size({key}.substring({slash} + 1)) <= 63 && "
+        f"{key}.substring({slash} + 1).matches({_CEL_LABEL_NAME}))"
+    )
+
+
+def _label_value_ok(value: str) -> str:
+    """CEL: `value` is a label value (names.label_value_problem finds nothing)."""
+    return f"(size({value}) <= 63 && {value}.matches({cel_regex(LABEL_VALUE)}))"
+
+
+_META_LABEL_OK = f"{_label_key_ok('k')} && {_label_value_ok('object.metadata.labels[k]')}"
+_BACKUP_LABEL_OK = f"{_label_key_ok('k')} && object.spec.labels[k] != ''"
+
+
+def _labels_pass(parent: str, label_ok: str) -> str:
+    """CEL: every label of `<parent>.labels` is fine, or (UPDATE) the stored object has it
+    with the same value: the webhook excuses an error per label, at its own path."""
+    new, old = f"object.{parent}.labels", f"oldObject.{parent}.labels"
+    return (
+        f"!has(object.{parent}) || !has({new}) || {new}.all(k, ({label_ok}) || "
+        f"(oldObject != null && has(oldObject.{parent}) && has({old}) && k in {old} && "
+        f"{old}[k] == {new}[k]))"
+    )
+
+
 @rule(
     "LHB004",
     "labels",
@@ -201,6 +292,22 @@ def _backup_label_findings(labels: Mapping[Any, Any]) -> Iterator[Finding]:
     source=(
         Citation(BACKING_IMAGE_MANAGER, "pkg/backup/backup.go", "1.6-1.12"),
         manager("vendor/github.com/longhorn/longhorn-engine/pkg/util/util.go", "1.6-1.12"),
+    ),
+    cel=(
+        Cel(
+            _labels_pass("metadata", _META_LABEL_OK),
+            "'labels ' + object.metadata.labels.filter(k, !("
+            f"{_META_LABEL_OK})).join(', ') + ' are not valid Kubernetes labels'",
+            path=("metadata", "labels"),
+            introduced_only=False,  # per label, in the expression
+        ),
+        Cel(
+            "object.kind != 'BackupBackingImage' || " + _labels_pass("spec", _BACKUP_LABEL_OK),
+            f"'backup labels ' + object.spec.labels.filter(k, !({_BACKUP_LABEL_OK}))"
+            ".join(', ') + ' have an invalid key or an empty value, which fails the backup'",
+            path=("spec", "labels"),
+            introduced_only=False,
+        ),
     ),
 )
 def check_labels(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
@@ -351,6 +458,7 @@ _TYPE_TREES: dict[str, _TypeNode] = {}
     ALL_KINDS,
     "fields have the types of the CRD schema",
     source=(crds("1.6-1.12"),),
+    not_in_policy="the CRD schema refuses wrong types before admission",
 )
 def check_field_types(m: Manifest, ctx: RuleContext) -> list[Finding]:
     """The API server rejects a wrong YAML type (`concurrent-limit: 2` where the CRD wants
@@ -370,6 +478,7 @@ _SPEC_FIELD_RULES = {"backingImage", "backupTargetName"}  # reported by their ow
     IMAGE_KINDS,
     "spec has only fields the CRD knows",
     source=(crds("1.6-1.12"),),
+    not_in_policy="the API server prunes unknown fields before admission",
 )
 def check_unknown_fields(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """The API server silently prunes spec fields its CRD does not know, so a misspelt

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from longhorn_bi.engine.names import is_valid_name, name_problem
+from longhorn_bi.engine.names import LONGHORN_NAME, MAX_NAME_LENGTH, is_valid_name, name_problem
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
     BACKUPSTORE,
+    Cel,
     Citation,
     Finding,
     Manifest,
@@ -16,6 +17,7 @@ from longhorn_bi.engine.rules.base import (
     manager,
     rule,
 )
+from longhorn_bi.engine.rules.schema import cel_regex
 
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
@@ -23,6 +25,17 @@ RESTORE = {"restore"}
 MUTATOR = "webhook/resources/backingimage/mutator.go"
 # The schemes the 1.8+ mutator can match to a backup (getBackupTargetURLAndBackingImageName).
 MATCHED_SCHEMES = frozenset({"s3", "nfs", "cifs", "azblob"})
+# CEL: the restore's sourceParameters, and whether one is given. Values are strings (the CRD).
+_SP = "object.spec.sourceParameters"
+
+
+def _given(key: str) -> str:
+    return f"has({_SP}) && '{key}' in {_SP}"
+
+
+# Past this many characters a parameter is refused by the policy unread: it bounds the cost of
+# the string work (the Python check has no such bound; no real value comes near it).
+MAX_CEL_PARAMETER = 4096
 
 
 @rule(
@@ -89,6 +102,16 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         Citation(BACKUPSTORE, "backupbackingimage/backupbackingimage.go", "1.6-1.12"),
     ),
     source_types=RESTORE,
+    cel=(
+        Cel(
+            f"!({_given('concurrent-limit')}) || (size({_SP}['concurrent-limit']) <= "
+            f"{MAX_CEL_PARAMETER} && {_SP}['concurrent-limit'].trim().matches('^[0-9]*[1-9][0-9]*$'))",
+            f"'concurrent-limit ' + {_SP}['concurrent-limit'] + ' is not a whole number of at "
+            "least 1 (at 0 Longhorn starts no worker and the restore hangs); write a quoted "
+            'integer such as "2", or leave it out for the backup-concurrent-limit setting\'',
+            path=(*PARAMS, "concurrent-limit"),
+        ),
+    ),
 )
 def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`concurrent-limit` is a string holding a whole number of at least 1: at 0 Longhorn
@@ -123,6 +146,27 @@ def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager("controller/backing_image_data_source_controller.go", "1.6-1.12"),
     ),
     source_types=RESTORE,
+    cel=(
+        Cel(
+            f"!({_given('backup-target-name')})",
+            "'backup-target-name needs Longhorn 1.8 or later; this Longhorn ignores it and "
+            "restores with the backup-target setting\\'s credentials, so remove it'",
+            path=(*PARAMS, "backup-target-name"),
+            severity=Severity.WARNING,
+            versions="1.6-1.7",
+        ),
+        Cel(
+            f"!({_given('backup-target-name')}) || (size({_SP}['backup-target-name']) <= "
+            f"{MAX_CEL_PARAMETER} && ({_SP}['backup-target-name'].trim() == '' || "
+            f"(size({_SP}['backup-target-name'].trim()) <= {MAX_NAME_LENGTH} && "
+            f"{_SP}['backup-target-name'].trim().matches({cel_regex(LONGHORN_NAME)}))))",
+            f"'backup-target-name ' + {_SP}['backup-target-name'] + ' is not a valid name: 2 "
+            f"to {MAX_NAME_LENGTH} lower-case letters, digits, -, _ or ., starting with a "
+            "letter or digit'",
+            path=(*PARAMS, "backup-target-name"),
+            versions="1.8-1.12",
+        ),
+    ),
 )
 def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """`backup-target-name` exists from Longhorn 1.8 and must be a valid name. Before 1.8
@@ -151,6 +195,14 @@ def check_restore_target_name(m: Manifest, ctx: RuleContext) -> Iterator[Finding
     "a restore states its checksum",
     source=(manager("controller/backing_image_data_source_controller.go", "1.6-1.12"),),
     source_types=RESTORE,
+    cel=(
+        Cel(
+            "has(object.spec.checksum) && object.spec.checksum != ''",
+            "'no spec.checksum: Longhorn will accept whatever it restores; set the backup\\'s "
+            "SHA-512 (status.checksum of the BackupBackingImage)'",
+            path=("spec",),
+        ),
+    ),
 )
 def check_restore_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Without `spec.checksum` Longhorn takes whatever it restored as the truth; give the

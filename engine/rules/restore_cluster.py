@@ -83,6 +83,7 @@ def restore_target(m: Manifest, ctx: RuleContext) -> BackupTargetFact | None:
     "Longhorn can tell which target to restore from",
     source=(manager(BI_MUTATOR, "1.8-1.12"), manager(BIDS_CONTROLLER, "1.6-1.12")),
     source_types=RESTORE,
+    needs_facts=True,
 )
 def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """From 1.8, without `backup-target-name`, Longhorn's mutator looks for a
@@ -150,6 +151,7 @@ def check_restore_target(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager(BIDS_CONTROLLER, "1.6-1.12"),
     ),
     source_types=RESTORE,
+    needs_facts=True,
 )
 def check_restore_checksum_agrees(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A restore's spec.checksum that differs from what the backup holds makes the restore
@@ -200,6 +202,7 @@ def _known_checksums(
     "the restore's target has its credentials",
     source=(manager(BIDS_CONTROLLER, "1.6-1.12"), manager("types/types.go", "1.6-1.12")),
     source_types=RESTORE,
+    needs_facts=True,
 )
 def check_restore_credentials(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Longhorn reads an s3, cifs or azblob store only with the target's credential secret:

@@ -8,6 +8,8 @@ and backupTargetName in v1.8.
 
 from __future__ import annotations
 
+import re
+
 from longhorn_bi.engine.versions import LonghornVersion
 
 # Expected YAML type per field; "*" stands for every key of a map or item of a list.
@@ -107,3 +109,17 @@ SOURCE_PARAMETERS: dict[str, frozenset[str]] = {
     ),
 }
 SYSTEM_SOURCE_PARAMETERS = frozenset({"data-engine", "file-type"})
+
+
+def cel_list(values: tuple[str, ...]) -> str:
+    """A CEL list literal of plain strings (no quote or backslash in them)."""
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def cel_regex(pattern: re.Pattern[str]) -> str:
+    """A CEL (RE2) string literal of a Python pattern written in their common subset, anchored
+    as `match` anchors it (`\\Z` becomes `$`, which RE2 reads as the end of the text)."""
+    body = pattern.pattern.removeprefix("^").removesuffix("\\Z")
+    if "'" in body:
+        raise ValueError(f"{pattern.pattern!r} needs escaping in CEL")
+    return "'^" + body.replace("\\", "\\\\") + "$'"

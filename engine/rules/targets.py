@@ -54,6 +54,7 @@ def _target_url(m: Manifest, ctx: RuleContext) -> tuple[tuple[str, ...], str | N
         manager("webhook/resources/backuptarget/validator.go", "1.8-1.12"),
         Citation(BACKUPSTORE, "s3/s3.go", "1.6-1.12"),
     ),
+    not_in_policy="BackupTarget and Setting are outside the policy's resources, as the webhook's",
 )
 def check_target_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A BackupTarget's spec.backupTargetURL (the backup-target setting's value before 1.8)
@@ -103,6 +104,7 @@ def _same_store_key(target: BackupTarget) -> tuple[str, str]:
     {"BackupTarget"},
     "no two BackupTargets share a store",
     source=(manager(DATASTORE, "1.8-1.12"),),
+    needs_facts=True,
 )
 def check_target_unique(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """From 1.8 Longhorn refuses a BackupTarget whose URL names the store of another
@@ -135,6 +137,7 @@ def check_target_unique(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         manager("types/setting.go", "1.8-1.12"),
         manager("webhook/resources/setting/validator.go", "1.8-1.12"),
     ),
+    not_in_policy="BackupTarget and Setting are outside the policy's resources, as the webhook's",
 )
 def check_no_target_setting(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """From 1.8 the backup target is BackupTarget "default": Longhorn refuses a Setting

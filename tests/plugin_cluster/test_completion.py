@@ -18,6 +18,7 @@ COMMANDS = [
     "completion",
     "describe",
     "list",
+    "policy",
     "restore",
     "rules",
     "store",

@@ -426,3 +426,21 @@ async def test_probes_and_cache_metrics(aiohttp_client) -> None:
     assert 'longhorn_bi_webhook_cache_age_seconds{resource="backuptargets"} 3.0' in text
     assert 'longhorn_bi_webhook_cache_synced{resource="backingimages"} 0.0' in text
     assert (await client.post("/validate", json={})).status in {404, 405}
+
+
+@pytest.mark.asyncio
+async def test_policy_enforced_leaves_the_policy_rules_to_it(aiohttp_client) -> None:
+    """The chart's mode both: a finding the ValidatingAdmissionPolicy gives is not given
+    twice; the rules that need cluster facts still run here."""
+    source = StaticFacts(V112, cluster_facts())
+    bad_checksum = backing_image()
+    bad_checksum["spec"]["checksum"] = "ABC"  # LHB103: in the policy
+    alone = await _client(aiohttp_client)
+    answer = await _answer(alone, review(bad_checksum))
+    assert answer["allowed"] is False and answer["status"]["message"].count("[LHB") == 1
+    assert "[LHB103] spec.checksum" in answer["status"]["message"]
+    beside = await aiohttp_client(create_app(Settings(policy_enforced=True), source, Metrics()))
+    assert (await _answer(beside, review(bad_checksum)))["allowed"] is True
+    synced = backup("ghost-0a1b2c3d", userCreated=False, backingImage="ghost")
+    answer = await _answer(beside, review(synced))  # LHB402 needs facts: still denied here
+    assert answer["allowed"] is False and "[LHB402]" in answer["status"]["message"]

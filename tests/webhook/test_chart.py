@@ -98,6 +98,8 @@ def test_every_resource_kind_is_present() -> None:
         "Secret",
         "NetworkPolicy",
         "CronJob",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 
 
