@@ -170,14 +170,14 @@ def test_deployment_hardening_and_probes() -> None:
     assert text.index("{{- if .Values.metrics.enabled }}") < text.index("prometheus.io/scrape")
     pdb = _text("pdb.yaml")
     assert "minAvailable: {{ .Values.podDisruptionBudget.minAvailable }}" in pdb
-    assert pdb.startswith("{{- if gt (int .Values.replicaCount) 1 }}")
+    assert _after_mode_guard(pdb).startswith("{{- if gt (int .Values.replicaCount) 1 }}")
 
 
 def test_plain_http_is_published_only_for_scraping() -> None:
     service = _text("service.yaml")
     assert service.index("{{- if .Values.metrics.enabled }}") < service.index("name: metrics")
     policy = _text("networkpolicy.yaml")
-    assert policy.startswith("{{- if .Values.networkPolicy.enabled }}")
+    assert _after_mode_guard(policy).startswith("{{- if .Values.networkPolicy.enabled }}")
     assert "port: {{ .Values.webhook.port }}" in policy
     assert "toYaml .Values.networkPolicy.metricsFrom" in policy
     assert _values()["networkPolicy"]["metricsFrom"]
@@ -228,11 +228,11 @@ def test_deployment_env_and_job_flags_exist_in_the_cli() -> None:
 
 def test_tls_modes() -> None:
     job = _text("certgen-job.yaml")
-    assert job.startswith('{{- if eq .Values.tls.mode "hook" }}')
+    assert _after_mode_guard(job).startswith('{{- if eq .Values.tls.mode "hook" }}')
     assert "helm.sh/hook: pre-install,pre-upgrade,post-install,post-upgrade" in job
     assert re.search(r"^\s+- certs$", job, re.M)
     cert = _text("certificate.yaml")
-    assert cert.startswith('{{- if eq .Values.tls.mode "certManager" }}')
+    assert _after_mode_guard(cert).startswith('{{- if eq .Values.tls.mode "certManager" }}')
     for name in ("", ".{{ .Release.Namespace }}", ".{{ .Release.Namespace }}.svc"):
         assert f"- {{{{ $fullname }}}}{name}\n" in cert
 
@@ -339,3 +339,36 @@ def test_match_condition_renders_as_yaml_and_cel_strings() -> None:
         '!(request.userInfo.username in ["system:serviceaccount:longhorn-system:'
         'longhorn-service-account", "system:serviceaccount:other:sa"])'
     )
+
+
+WEBHOOK_TEMPLATES = (
+    "certgen-job.yaml",
+    "certificate.yaml",
+    "deployment.yaml",
+    "networkpolicy.yaml",
+    "pdb.yaml",
+    "rbac.yaml",
+    "service.yaml",
+    "serviceaccount.yaml",
+    "validatingwebhookconfiguration.yaml",
+)
+MODE_GUARD = '{{- if ne .Values.mode "policy" }}'
+
+
+def _after_mode_guard(text: str) -> str:
+    """A webhook template's body inside its `mode` guard (its first two lines)."""
+    comment, guard, body = text.split("\n", 2)
+    assert comment.startswith("{{- /*") and guard == MODE_GUARD
+    return body
+
+
+def test_policy_mode_installs_no_webhook_and_both_mode_skips_the_policy_rules() -> None:
+    for name in WEBHOOK_TEMPLATES:
+        text = _text(name)
+        _after_mode_guard(text)
+        assert text.rstrip("\n").endswith("{{- end }}"), name
+    deployment = _text("deployment.yaml")
+    both = deployment.index('{{- if eq .Values.mode "both" }}')
+    assert "LONGHORN_BI_WEBHOOK_POLICY_ENFORCED" in deployment[both : both + 300]
+    policy = _text("validatingadmissionpolicy.yaml")
+    assert "policy" in policy and MODE_GUARD not in policy
