@@ -162,6 +162,10 @@ class Reviewer:
         """The body, or the error answer when it is too large or too slow."""
         limits = self.settings.limits
         try:
+            if request.content.is_eof():
+                # The whole body has arrived (as it has for nearly every review by the time the
+                # handler runs): reading cannot wait, so no deadline is needed.
+                return await request.read()
             async with asyncio.timeout(limits.body_seconds):
                 return await request.read()
         except web.HTTPRequestEntityTooLarge:
