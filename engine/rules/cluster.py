@@ -271,6 +271,7 @@ def check_clone_source(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     "the volume to export exists and can be exported",
     source=(manager(BI_VALIDATOR, "1.6-1.12"), manager(BIDS_CONTROLLER, "1.6-1.12")),
     source_types={"export-from-volume"},
+    needs_facts=True,
 )
 def check_export_volume(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """On CREATE Longhorn refuses an export whose volume does not exist, is faulted, or (from
