@@ -93,7 +93,8 @@ def _stamp(fd: int) -> tuple[int, int, int]:
 
 def check_unchanged(fd: int, stamp: tuple[int, int, int]) -> None:
     """The image is read twice (hash, blocks): both reads saw the same bytes only if nobody
-    wrote it in between (any write moves mtime and ctime)."""
+    wrote it in between. A write moves mtime and ctime (to the kernel's clock tick: a write
+    in the very tick the backup started is not seen, as with any mtime-based check)."""
     if _stamp(fd) != stamp:
         raise BackupstoreError(
             "the image file changed while it was backed up",
@@ -121,6 +122,9 @@ class CpuTokens:
         if not self._widened:
             self._widened = True
             self._semaphore.release()
+
+    def try_enter(self) -> bool:
+        return self._semaphore.acquire(blocking=False)
 
     def __enter__(self) -> None:
         self._semaphore.acquire()
