@@ -26,7 +26,7 @@ from urllib.parse import quote, quote_plus, unquote
 
 from longhorn_bi.engine.backup_url import BackupTarget, s3_key_prefix
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.store.drivers.base import check_key
+from longhorn_bi.engine.store.drivers.base import TooLarge, check_key
 
 T = TypeVar("T")
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
@@ -231,6 +231,28 @@ class S3Store:
                 return body.read()  # type: ignore[no-any-return]
 
         return self._call(f"read of {key}", get)
+
+    def read_at_most(self, key: str, limit: int) -> bytes:
+        """The object, or TooLarge when it holds more than `limit` bytes: one ranged GET of
+        at most limit + 1 bytes, instead of a HEAD then a GET (half the requests per block)."""
+        full = self._key(key)
+
+        def get() -> bytes:
+            try:
+                response = self.client.get_object(
+                    Bucket=self.bucket, Key=full, Range=f"bytes=0-{limit}"
+                )
+            except Exception as exc:  # an empty object has no byte 0: S3 says InvalidRange
+                if getattr(exc, "response", {}).get("Error", {}).get("Code") == "InvalidRange":
+                    return b""
+                raise
+            with contextlib.closing(response["Body"]) as body:
+                return body.read()  # type: ignore[no-any-return]
+
+        data = self._call(f"read of {key}", get)
+        if len(data) > limit:
+            raise TooLarge(f"{key} in {self._url} is larger than {limit} bytes")
+        return data
 
     def write(
         self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = True
