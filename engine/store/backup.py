@@ -164,7 +164,7 @@ def backup_image(
             )
             save_cfg(store, cfg)  # in progress: no Blocks, no CompleteTime
             uploader = BlockUploader(store, compression)
-            stored = store_blocks(fd, size, extents, uploader, concurrency, whole.tokens, progress)
+            stored = store_blocks(fd, size, extents, uploader, concurrency, whole, progress)
             checksum = whole.result()
             check_unchanged(fd, whole.stamp)
             store.sync()  # every block is on stable storage before a cfg claims it

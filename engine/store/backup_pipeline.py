@@ -35,6 +35,13 @@ from longhorn_bi.engine.store.layout import BLOCK_SIZE, BlockRef, block_key, blo
 Progress = Callable[[int], None]
 Payload = bytes | bytearray | memoryview
 HASH_CHUNK = 1 << 20  # reads of the hash thread: chunk size made no difference (128 KiB-2 MiB)
+# How far the hash may run ahead of the block workers: their second read of a block should
+# find it in the page cache, whatever the image size. Ahead by more, the hash pauses and
+# lends its core to the workers (they are the slower stage then) until they are within
+# RESUME_LEAD.
+MAX_LEAD = 1 << 30
+RESUME_LEAD = 768 << 20
+HOLE_STEP = 64 << 20  # zeros hashed per step in a hole, between checks for stop()
 
 
 def data_extents(fd: int, size: int) -> list[tuple[int, int]]:
@@ -123,6 +130,14 @@ class CpuTokens:
             self._widened = True
             self._semaphore.release()
 
+    def lend(self) -> None:
+        """The hash pauses: its core computes blocks meanwhile."""
+        self._semaphore.release()
+
+    def reclaim(self) -> None:
+        """The hash resumes: one block computation fewer at a time, once one ends."""
+        self._semaphore.acquire()
+
     def try_enter(self) -> bool:
         return self._semaphore.acquire(blocking=False)
 
@@ -144,6 +159,7 @@ class ImageHash:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._digest = ""
+        self.worker_position = 0  # offset of the next block the workers take (set by them)
         self.stamp = _stamp(fd)
         self._thread = threading.Thread(target=self._run, name="image-hash", daemon=True)
         self._thread.start()
@@ -154,21 +170,33 @@ class ImageHash:
             buffer = bytearray(HASH_CHUNK)
             view = memoryview(buffer)
             position = 0
-            for start, end in self._extents:
-                hash_zeros(whole, start - position)  # a hole
+            for start, end in [*self._extents, (self._size, self._size)]:
+                for offset in range(position, start, HOLE_STEP):  # a hole: zeros
+                    if self._stop.is_set():
+                        return
+                    hash_zeros(whole, min(HOLE_STEP, start - offset))
                 for offset in range(start, end, HASH_CHUNK):
                     if self._stop.is_set():
                         return
+                    if offset - self.worker_position > MAX_LEAD:
+                        self._wait_for_workers(offset)
                     chunk = view[: min(HASH_CHUNK, end - offset)]
                     read_exact(self._fd, chunk, offset)
                     whole.update(chunk)
                 position = end
-            hash_zeros(whole, self._size - position)
             self._digest = whole.hexdigest()
         except BaseException as exc:  # raised by result(), on the caller's thread
             self._error = exc
         finally:
             self.tokens.widen()
+
+    def _wait_for_workers(self, offset: int) -> None:
+        self.tokens.lend()
+        try:
+            while offset - self.worker_position > RESUME_LEAD and not self._stop.wait(0.01):
+                pass
+        finally:
+            self.tokens.reclaim()
 
     def result(self) -> str:
         self._thread.join()
@@ -228,7 +256,8 @@ class StoredBlocks:
 class _Blocks:
     """The work list the workers share: next() hands out each block with data once."""
 
-    def __init__(self, size: int, extents: list[tuple[int, int]]) -> None:
+    def __init__(self, size: int, extents: list[tuple[int, int]], whole: ImageHash) -> None:
+        self._whole = whole
         offsets = range(0, size, BLOCK_SIZE)
         items = [
             (offset, min(BLOCK_SIZE, size - offset))
@@ -245,7 +274,10 @@ class _Blocks:
         with self._mutex:
             if self.failed.is_set():
                 return None
-            return next(self._items, None)
+            item = next(self._items, None)
+            if item is not None:
+                self._whole.worker_position = item[0]
+            return item
 
 
 def store_blocks(
@@ -254,11 +286,13 @@ def store_blocks(
     extents: list[tuple[int, int]],
     uploader: BlockUploader,
     workers: int,
-    tokens: CpuTokens,
+    whole: ImageHash,
     progress: Progress | None,
 ) -> StoredBlocks:
-    """Read, name, compress and store every block with data on `workers` threads."""
-    blocks = _Blocks(size, extents)
+    """Read, name, compress and store every block with data on `workers` threads, sharing
+    the CPU with the image hash `whole` (its tokens) and telling it how far they are."""
+    blocks = _Blocks(size, extents, whole)
+    tokens = whole.tokens
     refs: list[BlockRef] = []
     zeros: list[int] = []
     errors: list[BaseException] = []

@@ -149,3 +149,23 @@ def test_cpu_tokens_keep_a_core_for_the_hash_until_it_is_done() -> None:
     single = CpuTokens(1)
     single.__enter__()  # one core: the workers still get one
     assert not single.try_enter()
+
+
+def test_the_hash_waits_for_slow_workers_and_the_backup_is_exact(
+    tmp_path, fast_locks, monkeypatch
+) -> None:
+    from longhorn_bi.engine.store import backup_pipeline
+
+    monkeypatch.setattr(backup_pipeline, "MAX_LEAD", 2 * BLOCK)  # pauses after two blocks
+    monkeypatch.setattr(backup_pipeline, "RESUME_LEAD", BLOCK)
+    chunks = {i * BLOCK: hashlib.shake_256(bytes([i])).digest(BLOCK) for i in range(12)}
+    del chunks[5 * BLOCK]  # a hole in the middle
+    image = tmp_path / "image.raw"
+    content = make_sparse_file(image, 12 * BLOCK, chunks)
+    target = f"vfs://{tmp_path / 'store'}"
+    result = backup_image(image, target, "parrot", concurrency=1, lock_timings=fast_locks)
+    assert result.checksum == hashlib.sha512(content).hexdigest()
+    assert (result.block_count, result.hole_bytes) == (11, BLOCK)
+    out = tmp_path / "restored.raw"
+    restore_backup(result.url, out, lock_timings=fast_locks)
+    assert out.read_bytes() == content
