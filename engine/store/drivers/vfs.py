@@ -41,7 +41,10 @@ def fs_type(path: Path) -> str:
 
 def _load_libc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        try:  # find_library runs ldconfig in a subprocess: 8 ms of every command's start
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        except OSError:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.syncfs.argtypes = [ctypes.c_int]
         libc.sync_file_range.argtypes = [
             ctypes.c_int,
