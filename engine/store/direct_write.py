@@ -8,10 +8,12 @@ blocks written through the cache, 0.03 s direct; the syncfs then waits for nothi
 
 from __future__ import annotations
 
-import errno
+import ctypes
+import ctypes.util
 import fcntl
 import mmap
 import os
+import sys
 import threading
 
 ALIGN = 4096  # covers the logical block size of every common disk (512 or 4096)
@@ -63,22 +65,46 @@ def write_direct(fd: int, data: bytes | bytearray | memoryview, buffers: Aligned
         os.ftruncate(fd, length)
 
 
-RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+class _CachestatRange(ctypes.Structure):
+    _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
 
 
-def read_cached(fd: int, view: memoryview) -> int:
-    """Read from the start of `fd` what the page cache holds without waiting for the disk
-    (preadv2 RWF_NOWAIT); 0 when nothing is cached or the kernel cannot say."""
-    if not RWF_NOWAIT or not len(view):
-        return 0
-    try:
-        return os.preadv(fd, [view], 0, RWF_NOWAIT)
-    except BlockingIOError:  # nothing cached
-        return 0
-    except OSError as exc:
-        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
-            return 0
-        raise
+class _Cachestat(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")
+    ]
+
+
+_SYS_CACHESTAT = 451  # the same number on every Linux architecture (Linux 6.5+)
+_LIBC: list[ctypes.CDLL | None] = []  # loaded on first use: [] not tried, [None] none
+
+
+def libc() -> ctypes.CDLL | None:
+    """The C library, for the calls Python does not wrap (None where it cannot load)."""
+    if not _LIBC:
+        try:  # by soname: find_library would run ldconfig (8 ms of a command's start)
+            _LIBC.append(ctypes.CDLL("libc.so.6", use_errno=True))
+        except OSError:
+            name = ctypes.util.find_library("c")
+            _LIBC.append(ctypes.CDLL(name, use_errno=True) if name else None)
+    return _LIBC[0]
+
+
+def fully_cached(fd: int, size: int) -> bool:
+    """Whether the page cache holds all `size` bytes of `fd` (cachestat(2), Linux 6.5+;
+    False when the kernel cannot say). Asking costs a few microseconds and, unlike a
+    preadv2(RWF_NOWAIT) probe, starts no readahead: that probe filled the page cache
+    behind the direct reads (measured: 1.7 CPU-s of system time per GiB instead of 0.1)."""
+    lib = libc()
+    if lib is None or not sys.platform.startswith("linux") or size <= 0:
+        return False
+    stat = _Cachestat()
+    if lib.syscall(
+        _SYS_CACHESTAT, fd, ctypes.byref(_CachestatRange(0, size)), ctypes.byref(stat), 0
+    ):
+        return False  # ENOSYS (older kernel), EPERM (a seccomp filter): read direct
+    return bool(stat.nr_cache >= (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE)
 
 
 def read_direct(fd: int, view: memoryview, start: int, buffers: AlignedBuffers) -> int:

@@ -169,3 +169,18 @@ def test_the_hash_waits_for_slow_workers_and_the_backup_is_exact(
     out = tmp_path / "restored.raw"
     restore_backup(result.url, out, lock_timings=fast_locks)
     assert out.read_bytes() == content
+
+
+def test_fully_cached_tells_a_cached_file_from_a_dropped_one(tmp_path) -> None:
+    path = tmp_path / "object"
+    path.write_bytes(hashlib.shake_256(b"c").digest(BLOCK))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # clean pages, which the advice below can drop
+        os.read(fd, BLOCK)
+        if not direct_write.fully_cached(fd, BLOCK):
+            pytest.skip("cachestat(2) is not available here (Linux 6.5+, not filtered)")
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert not direct_write.fully_cached(fd, BLOCK)
+    finally:
+        os.close(fd)
