@@ -4,11 +4,13 @@ Measured on a 2-core AMD EPYC VM (docs/store.md, "Where the time goes"): the who
 SHA-512 is one sequential stream of about 1.25 CPU-s per GiB, the serial critical path; block
 names (SHA-512 again), lz4 and the writes cost about as much again for a random image. So:
 
-- `ImageHash` reads the image on a thread of its own and only hashes it. It shares nothing
-  with the block work and waits for nothing: it starts before the store's lock is acquired
-  (reading the local image is no store access) and runs through the lock wait.
-- `store_blocks` workers each take the next block, read it (from the page cache: the image
-  was just read by the hash thread, and a cached read costs 0.06 CPU-s per GiB), skip it
+- `ImageHash` reads the image on a thread of its own and only hashes it (and notes the
+  all-zero blocks it compared). It shares no buffer with the block work and never waits for
+  a block to be stored: it starts before the store's lock is acquired (reading the local
+  image is no store access) and runs through the lock wait. It only pauses 1 GiB ahead of
+  the workers, so that their second read stays in the page cache, lending them its core.
+- `store_blocks` workers each take the next block, skip it if the hash thread found it all
+  zero, else read it (from the page cache: a cached read costs 0.06 CPU-s per GiB), skip it
   when all zero (a memcmp), name it, compress it and write it. While the hash runs, only
   cores - 1 workers compute at a time (`CpuTokens`; the others wait on their O_DIRECT
   writes), so the hash keeps a core to itself and never ends alone on an idle machine.
