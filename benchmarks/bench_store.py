@@ -1,11 +1,14 @@
-"""store backup / restore on vfs:// against restic and borg; restore from S3 (moto); peak RSS.
+"""store backup / restore on vfs:// against restic, borg and the SHA-512 limit; S3 restores.
 
     python -m benchmarks.bench_store [--size-mib 1024] [--skip-s3] [--s3-size-mib 256]
-        [--skip-peers] [--settle SECONDS]
+        [--skip-peers] [--skip-vfs] [--settle SECONDS]
 
 Each peer backs up to and restores from a local repository; creating the repository is not
 timed. A peer that is not installed is skipped, and the output says so. The image is read
-from the page cache by everybody (it is read once before timing).
+from the page cache by everybody (it is read once before timing). `openssl dgst -sha512` of
+the same image is the single-stream SHA-512 limit a backup is held to; a `targets` line per
+image gives the ratios issue 15 asks for. S3 restores run against moto and, when installed,
+s3rver (benchmarks/s3_servers.py).
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import s3_servers
 from benchmarks.bench_data import WORK, make_image
 from benchmarks.measure import Run, drop, line
 from benchmarks.measure import run as run_now
@@ -123,81 +126,94 @@ def restic(image: Path, work: Path) -> tuple[Run, Run]:
     return backup, restore
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def s3_restores(image: Path, work: Path) -> list[str]:
-    """Back up to a moto server (own process), then restore with 1, 2 and 4 workers."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    lines = []
+def _server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc (0 elsewhere)."""
     try:
-        env = {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench-secret",
-            "AWS_ENDPOINTS": f"http://127.0.0.1:{port}",
-        }
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        import boto3
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-        boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINTS"],
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench-secret",
-        ).create_bucket(Bucket="bench")
-        target = "s3://bench@us-east-1/"
-        backup = run(
-            [
-                EXE,
-                "store",
-                "backup",
-                str(image),
-                "--target",
-                target,
-                "--name",
-                "bench",
-                "--concurrency",
-                "4",
-            ],
-            env=env,
-        )
-        size = image.stat().st_size
-        lines.append(line("ours s3(moto) backup c=4", size, backup))
-        out = work / "s3-out.img"
-        for limit in (1, 2, 4):
-            result = run(
-                [
-                    EXE,
-                    "store",
-                    "restore",
-                    f"{target}?backingImage=bench",
-                    "--output",
-                    str(out),
-                    "--concurrent-limit",
-                    str(limit),
-                ],
-                env=env,
-            )
-            lines.append(line(f"ours s3(moto) restore limit={limit}", size, result))
-            drop(out)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+def s3_restores(image: Path, work: Path, servers: list[str]) -> list[str]:
+    """Per local S3 server (own process): back up, then restore with 1, 2 and 4 workers; the
+    server's own CPU time per restore says whether it, not the restore, is the bottleneck."""
+    lines = []
+    size = image.stat().st_size
+    for name in servers:
+        with s3_servers.serve(name) as server:
+            target = f"s3://{s3_servers.BUCKET}@us-east-1/"
+            argv = [EXE, "store", "backup", str(image), "--target", target]
+            backup = run([*argv, "--name", "bench", "--concurrency", "4"], env=server.env)
+            lines.append(line(f"ours s3({name}) backup c=4", size, backup))
+            out = work / "s3-out.img"
+            for limit in (1, 2, 4):
+                before = _server_cpu(server.process.pid)
+                result = run(
+                    [
+                        EXE,
+                        "store",
+                        "restore",
+                        f"{target}?backingImage=bench",
+                        "--output",
+                        str(out),
+                        "--concurrent-limit",
+                        str(limit),
+                    ],
+                    env=server.env,
+                )
+                server_cpu = _server_cpu(server.process.pid) - before
+                lines.append(
+                    line(
+                        f"ours s3({name}) restore limit={limit}",
+                        size,
+                        result,
+                        server_cpu=f"{server_cpu:.2f}s",
+                    )
+                )
+                drop(out)
     return lines
+
+
+def machine() -> str:
+    """The CPU model and its hash extensions: the ratio to borg (hardware SHA-256 names)
+    depends on sha_ni, and no x86 CPU here has SHA-512 instructions (flag sha512)."""
+    model, flags = "unknown", set[str]()
+    try:
+        for text in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = text.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    yes = {True: "yes", False: "no"}
+    return (
+        f"cpu: {model}, {os.cpu_count()} cores, sha_ni={yes['sha_ni' in flags]}, "
+        f"sha512={yes['sha512' in flags]}, avx512={yes['avx512f' in flags]}; load "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+
+
+def summary(kind: str, size: int, runs: dict[str, tuple[Run, Run]], limit: Run | None) -> str:
+    """The issue-15 targets for one image: backup and restore >= 1.2x the faster peer,
+    backup >= 0.8x the single-stream SHA-512 (openssl) speed, peak RSS < 100 MiB."""
+    ours_backup, ours_restore = runs["ours"]
+    parts = [f"targets {kind}:"]
+    peers = {name: pair for name, pair in runs.items() if name != "ours"}
+    if peers:
+        best_b = min(peers, key=lambda name: peers[name][0].seconds)
+        best_r = min(peers, key=lambda name: peers[name][1].seconds)
+        speed_b = peers[best_b][0].seconds / ours_backup.seconds
+        speed_r = peers[best_r][1].seconds / ours_restore.seconds
+        parts.append(f"backup {speed_b:.2f}x {best_b},")
+        parts.append(f"restore {speed_r:.2f}x {best_r} (want >= 1.2x),")
+    if limit is not None:
+        parts.append(f"backup {limit.seconds / ours_backup.seconds:.2f}x sha512 (want >= 0.8x),")
+    rss = max(ours_backup.peak_rss_mib, ours_restore.peak_rss_mib)
+    parts.append(f"peak RSS {rss:.0f} MiB (want < 100)")
+    return " ".join(parts)
 
 
 def main() -> None:
@@ -205,6 +221,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--s3-size-mib", type=int, default=256)
     parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument("--skip-vfs", action="store_true", help="the S3 restores only")
     parser.add_argument(
         "--skip-peers", action="store_true", help="ours only (borg, restic not run)"
     )
@@ -225,20 +242,32 @@ def main() -> None:
         if shutil.which(name) is None:
             print(f"{name}: not installed, skipped (apt-get install -y restic borgbackup)")
             del peers[name]
-    for kind in ("realistic", "random"):
+    print(machine(), flush=True)
+    openssl = shutil.which("openssl")
+    for kind in () if args.skip_vfs else ("realistic", "random"):
         image = make_image(kind, args.size_mib)
         size = image.stat().st_size
+        limit = None
+        if openssl:  # the single-stream SHA-512 limit, from the page cache
+            _warm(image)
+            limit = run([openssl, "dgst", "-sha512", str(image)])
+            print(line(f"openssl sha512 {kind}", size, limit), flush=True)
         _warm(image)
-        backup, restore = ours(image, work, args.concurrency)
-        print(line(f"ours backup {kind}", size, backup), flush=True)
-        print(line(f"ours restore {kind}", size, restore), flush=True)
+        runs = {"ours": ours(image, work, args.concurrency)}
+        print(line(f"ours backup {kind}", size, runs["ours"][0]), flush=True)
+        print(line(f"ours restore {kind}", size, runs["ours"][1]), flush=True)
         for name, peer in peers.items():
             _warm(image)
-            b, r = peer(image, work)
-            print(line(f"{name} backup {kind}", size, b), flush=True)
-            print(line(f"{name} restore {kind}", size, r), flush=True)
+            runs[name] = peer(image, work)
+            print(line(f"{name} backup {kind}", size, runs[name][0]), flush=True)
+            print(line(f"{name} restore {kind}", size, runs[name][1]), flush=True)
+        print(summary(kind, size, runs, limit), flush=True)
     if not args.skip_s3:
-        for text in s3_restores(make_image("realistic", args.s3_size_mib), work):
+        servers = s3_servers.available()
+        if "s3rver" not in servers:
+            print("s3rver: not installed, moto only (npm install -g s3rver)")
+        image = make_image("realistic", args.s3_size_mib)
+        for text in s3_restores(image, work, servers):
             print(text, flush=True)
 
 

@@ -1,46 +1,40 @@
 """Back up a raw image file to a backupstore in Longhorn's backing-image layout.
 
-One sequential read feeds both hashes: the main thread reads each 2 MiB block into a reused
-buffer and updates the whole-image SHA-512; a small thread pool names (SHA-512), dedups,
-compresses and stores the blocks (hashlib, lz4 and file/socket I/O release the GIL).
-Holes (SEEK_DATA/SEEK_HOLE) are not read and all-zero blocks are not stored: restore
-truncates to Size, so both read back as zeros, exactly as Longhorn restores a sparse image.
+The image's SHA-512 is computed on a thread of its own while workers name (SHA-512), dedup,
+compress and store the blocks (backup_pipeline.py). Holes (SEEK_DATA/SEEK_HOLE) are not read
+and all-zero blocks are not stored: restore truncates to Size, so both read back as zeros,
+exactly as Longhorn restores a sparse image.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
 import os
-import queue
 import stat
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from longhorn_bi.engine.backup_url import format_backup_url, parse_target
-from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, LockConflict, NotFound
+from longhorn_bi.engine.errors import InvalidInput, LockConflict, NotFound
 from longhorn_bi.engine.names import (
     label_key_problem,
     label_value_problem,
     namespace_problem,
     secret_name_problem,
 )
-from longhorn_bi.engine.store.block_io import ZEROS, hash_zeros, ordered_map
+from longhorn_bi.engine.store.backup_pipeline import (
+    BlockUploader,
+    ImageHash,
+    check_unchanged,
+    data_extents,
+    store_blocks,
+)
 from longhorn_bi.engine.store.catalog import load_cfg, save_cfg
-from longhorn_bi.engine.store.compression import compress
 from longhorn_bi.engine.store.drivers import StoreDriver, open_store
 from longhorn_bi.engine.store.layout import (
-    BLOCK_SIZE,
     COMPRESSION_METHODS,
     SECTOR_SIZE,
     BackingImageCfg,
-    BlockRef,
-    block_key,
-    block_name,
     check_image_name,
     now_rfc3339,
 )
@@ -90,82 +84,6 @@ def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(labels)
 
 
-def data_extents(fd: int, size: int) -> list[tuple[int, int]]:
-    """[start, end) ranges that hold data; the whole file when holes cannot be asked for."""
-    extents: list[tuple[int, int]] = []
-    offset = 0
-    try:
-        while offset < size:
-            try:
-                start = os.lseek(fd, offset, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno == errno.ENXIO:  # only a hole remains
-                    break
-                raise
-            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
-            extents.append((start, end))
-            offset = end
-    except (OSError, AttributeError):
-        return [(0, size)]
-    return extents
-
-
-def block_has_data(extents: list[tuple[int, int]]) -> Iterator[bool]:
-    """Per 2 MiB block, in order: whether any extent overlaps it."""
-    index = 0
-    offset = 0
-    size = extents[-1][1] if extents else 0
-    while True:
-        end = offset + BLOCK_SIZE
-        while index < len(extents) and extents[index][1] <= offset:
-            index += 1
-        yield index < len(extents) and extents[index][0] < end and offset < size
-        offset = end
-
-
-def _read_exact(fd: int, view: memoryview, offset: int) -> None:
-    done = 0
-    while done < len(view):
-        try:
-            got = os.preadv(fd, [view[done:]], offset + done)
-        except OSError as exc:
-            raise BackupstoreError(
-                f"cannot read the image file at offset {offset + done}: {exc.strerror}"
-            ) from None
-        if got == 0:
-            raise BackupstoreError(
-                f"the image file shrank while it was read (at offset {offset + done})"
-            )
-        done += got
-
-
-class _Uploader:
-    """Names, dedups, compresses and stores blocks; safe to call from several threads."""
-
-    def __init__(self, store: StoreDriver, compression: str) -> None:
-        self.store = store
-        self.compression = compression
-        self._claimed: set[str] = set()
-        self._mutex = threading.Lock()
-        self.new_blocks = 0
-        self.stored_bytes = 0
-
-    def put(self, data: memoryview, name: str | None = None) -> str:
-        name = name or block_name(data)
-        with self._mutex:
-            if name in self._claimed:
-                return name
-            self._claimed.add(name)
-        key = block_key(name)
-        if not self.store.exists(key):  # an existing block is never rewritten
-            payload = compress(self.compression, data)
-            self.store.write(key, payload, durable=False)  # sync() before the final cfg
-            with self._mutex:
-                self.new_blocks += 1
-                self.stored_bytes += len(payload)
-        return name
-
-
 def backup_image(
     image: str | Path,
     target: str,
@@ -203,6 +121,7 @@ def backup_image(
         raise NotFound(f"cannot open image file {str(image)!r}: {exc.strerror}") from None
     own_store = store is None
     store = store or open_store(parsed, store_options)
+    whole: ImageHash | None = None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -215,6 +134,9 @@ def backup_image(
                 f"image file {str(image)!r} is {size} bytes: a backing image must be a non-empty "
                 f"multiple of {SECTOR_SIZE} bytes"
             )
+        extents = data_extents(fd, size)
+        # Reading the local image is no store access: its hash runs through the lock wait.
+        whole = ImageHash(fd, size, extents)
         # Locked before anything is read or written, the "already complete" answer too.
         with BackupstoreLock(store, BACKUP_LOCK, lock_timings) as lock:
             existing = load_cfg(store, name)
@@ -230,13 +152,13 @@ def backup_image(
                 created=now_rfc3339(),
             )
             save_cfg(store, cfg)  # in progress: no Blocks, no CompleteTime
-            uploader = _Uploader(store, compression)
-            checksum, refs, zero_blocks, holes = _transfer(
-                fd, size, uploader, concurrency, progress
-            )
+            uploader = BlockUploader(store, compression)
+            stored = store_blocks(fd, size, extents, uploader, concurrency, whole, progress)
+            checksum = whole.result()
+            check_unchanged(fd, whole.stamp)
             store.sync()  # every block is on stable storage before a cfg claims it
             cfg.checksum = checksum
-            cfg.blocks = refs
+            refs = cfg.blocks = stored.refs
             cfg.block_count = len(refs)
             cfg.secret, cfg.secret_namespace = secret, secret_namespace
             cfg.completed = now_rfc3339()
@@ -250,11 +172,13 @@ def backup_image(
             block_count=len(refs),
             new_blocks=uploader.new_blocks,
             stored_bytes=uploader.stored_bytes,
-            zero_blocks=zero_blocks,
-            hole_bytes=holes,
+            zero_blocks=stored.zero_blocks,
+            hole_bytes=stored.hole_bytes,
             already=False,
         )
     finally:
+        if whole is not None:
+            whole.stop()  # before its file is closed
         os.close(fd)
         if own_store:
             store.close()
@@ -286,108 +210,3 @@ def _already(url: str, cfg: BackingImageCfg) -> BackupResult:
         hole_bytes=0,
         already=True,
     )
-
-
-def _all_zero(buffer: bytearray, length: int) -> bool:
-    """bytearray == bytes is a memcmp (0.04 ms per 2 MiB); comparing memoryviews goes item
-    by item (1.7 ms, as long as hashing the block, with the GIL held)."""
-    if length == len(buffer):
-        return buffer == ZEROS
-    return buffer[:length] == ZEROS[:length]  # the short last block only
-
-
-@dataclass
-class _Read:
-    offset: int
-    length: int
-    buffer: bytearray | None  # None: a hole, nothing was read
-    zero: bool  # a hole or an all-zero block: hashed, not stored
-
-
-def _transfer(
-    fd: int, size: int, uploader: _Uploader, workers: int, progress: Progress | None
-) -> tuple[str, list[BlockRef], int, int]:
-    """Read once, hash the image, hand non-zero blocks to the pool; returns the figures.
-
-    Three stages overlap: a reader thread reads ahead (and finds all-zero blocks), this
-    thread only updates the whole-image SHA-512 in offset order (a single stream: the
-    serial critical path), and the pool names, compresses and stores the blocks.
-    """
-    whole = hashlib.sha512()
-    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    # Bounded, so memory stays flat whatever the image size: a block per worker, the one
-    # being hashed, the reader's read-ahead (2) and one queued for the workers.
-    for _ in range(workers + 4):
-        free.put(bytearray(BLOCK_SIZE))
-    refs: list[BlockRef] = []
-    futures: list[Future[None]] = []
-    zero_blocks = 0
-    holes = 0
-    failed = threading.Event()
-
-    def read(block: tuple[int, bool]) -> _Read:
-        offset, has_data = block
-        length = min(BLOCK_SIZE, size - offset)
-        if not has_data or failed.is_set():
-            return _Read(offset, length, None, True)
-        buffer = free.get()
-        try:
-            _read_exact(fd, memoryview(buffer)[:length], offset)
-        except BaseException:
-            free.put(buffer)
-            raise
-        return _Read(offset, length, buffer, _all_zero(buffer, length))
-
-    def work(offset: int, buffer: bytearray, length: int) -> None:
-        try:
-            if failed.is_set():
-                return
-            name = uploader.put(memoryview(buffer)[:length])
-            refs.append(BlockRef(offset, name))  # list.append is atomic
-        except BaseException:
-            failed.set()
-            raise
-        finally:
-            free.put(buffer)
-
-    # block_has_data() never ends: the range stops the pairs.
-    has_data = block_has_data(data_extents(fd, size))
-    blocks = zip(range(0, size, BLOCK_SIZE), has_data, strict=False)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backup") as pool:
-        try:
-            with contextlib.closing(ordered_map(blocks, read, 1)) as done:
-                for _, pending in done:
-                    block = pending.result()
-                    if failed.is_set():
-                        if block.buffer is not None:
-                            free.put(block.buffer)
-                        break
-                    if block.buffer is None:
-                        hash_zeros(whole, block.length)
-                        holes += block.length
-                    else:
-                        whole.update(memoryview(block.buffer)[: block.length])
-                        if block.zero:
-                            zero_blocks += 1
-                            free.put(block.buffer)
-                        else:
-                            futures.append(
-                                pool.submit(work, block.offset, block.buffer, block.length)
-                            )
-                    if progress is not None:
-                        progress(block.length)
-                    if len(futures) > 64:
-                        futures = [f for f in futures if not f.done() or f.exception()]
-        except BaseException:
-            failed.set()  # the workers skip what is left
-            raise
-        finally:
-            failed_now = failed.is_set()
-            for future in futures:
-                if failed_now:
-                    future.cancel()
-    for future in futures:
-        if not future.cancelled():
-            future.result()  # re-raise the first worker error
-    refs.sort(key=lambda ref: ref.offset)
-    return whole.hexdigest(), refs, zero_blocks, holes

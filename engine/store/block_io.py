@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,15 +26,24 @@ Data = bytes | bytearray | memoryview
 
 class BufferPool:
     """Reused read buffers: a fresh 2 MiB buffer per block costs page faults and an munmap
-    (mmap lock across threads) that cost more than decoding the block."""
+    (mmap lock across threads) that cost more than decoding the block. At most `count`,
+    made only when none is free: blocks decoded into new memory give theirs back at once,
+    so a restore of compressed blocks makes (and keeps resident) fewer of them."""
 
     def __init__(self, count: int) -> None:
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        for _ in range(count):
-            self._free.put(bytearray(BLOCK_SIZE + READ_SLACK))
+        self._left = count  # buffers not made yet
+        self._mutex = threading.Lock()
 
     def get(self) -> bytearray:
-        return self._free.get()
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._mutex:
+            make = self._left > 0
+            self._left -= make
+        return bytearray(BLOCK_SIZE + READ_SLACK) if make else self._free.get()
 
     def put(self, buffer: bytearray | None) -> None:
         if buffer is not None:
@@ -84,6 +94,9 @@ def fetch_block(
         except IntegrityError:
             data = None
         if data is not None and len(data) <= BLOCK_SIZE and block_name(data) == ref.checksum:
+            if isinstance(data, bytes) and pool is not None:  # decoded into new memory
+                pool.put(buffer)  # back at once: fewer buffers are ever made (RSS)
+                buffer = None
             return data, buffer
         # A raw block may start with a compression magic by chance: its raw bytes match.
         if detect(raw) != "none" and len(raw) <= BLOCK_SIZE and block_name(raw) == ref.checksum:

@@ -4,6 +4,11 @@ The thread that computes the whole-image SHA-512 is the critical path of a resto
 sequential stream); a pwrite of 2 MiB costs about as much as hashing it, so it runs here
 instead, overlapped with the hash. One writer only: parallel pwrites into one file contend
 for its inode lock (measured: 10x the system time with 4 of them).
+
+Where the file system has it, aligned runs are written with O_DIRECT through a second
+descriptor: filling fresh page-cache pages was most of a restore's system time (measured on
+the 2-core VM: 1.47 CPU-s per GiB written through the cache, 0.29 direct), and the restored
+image is not read back by this process. The last, unaligned run goes through the cache.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from pathlib import Path
 
 from longhorn_bi.engine.errors import BackupstoreError
+from longhorn_bi.engine.store import direct_write
 from longhorn_bi.engine.store.block_io import BufferPool, Data
+from longhorn_bi.engine.store.layout import BLOCK_SIZE
 
 _Item = tuple[int, Data, bytearray | None]
 
@@ -50,11 +58,50 @@ def pwrite_all(fd: int, data: Data, offset: int) -> None:
         written += os.pwrite(fd, view[written:], offset + written)
 
 
-def pwrite_data(fd: int, data: Data, offset: int) -> None:
-    """Write `data` at `offset` into a file that reads as zeros there, skipping zero runs."""
+def pwrite_data(fd: int, data: Data, offset: int, direct: DirectOutput | None = None) -> None:
+    """Write `data` at `offset` into a file that reads as zeros there, skipping zero runs;
+    aligned runs through `direct` when given."""
     view = memoryview(data).cast("B")
     for start, end in data_runs(view):
-        pwrite_all(fd, view[start:end], offset + start)
+        if direct is not None and direct.takes(offset + start, end - start):
+            direct.write(view[start:end], offset + start)
+        else:
+            pwrite_all(fd, view[start:end], offset + start)
+
+
+class DirectOutput:
+    """An O_DIRECT descriptor on an output file, and the aligned buffer its writes go through."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffers = direct_write.AlignedBuffers(BLOCK_SIZE)
+
+    @classmethod
+    def open(cls, path: str) -> DirectOutput | None:
+        """None where the file system of `path` has no (known good) O_DIRECT."""
+        from longhorn_bi.engine.store.drivers.vfs import fs_type
+
+        if not direct_write.O_DIRECT or fs_type(Path(path)) not in direct_write.DIRECT_FS_TYPES:
+            return None
+        try:
+            return cls(os.open(path, os.O_WRONLY | os.O_CLOEXEC | direct_write.O_DIRECT))
+        except OSError:
+            return None
+
+    def takes(self, offset: int, length: int) -> bool:
+        align = direct_write.ALIGN
+        return offset % align == 0 and length % align == 0 and length <= self._buffers.size
+
+    def write(self, data: memoryview, offset: int) -> None:
+        buffer = memoryview(self._buffers.get())
+        try:
+            buffer[: len(data)] = data
+            pwrite_all(self.fd, buffer[: len(data)], offset)
+        finally:
+            buffer.release()
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class OrderedWriter:
@@ -63,8 +110,11 @@ class OrderedWriter:
     failed write it keeps draining (buffers go back to the pool, so nobody waiting for one
     is stuck) and `check()` / `close()` raise the error."""
 
-    def __init__(self, fd: int, pool: BufferPool, depth: int, what: str) -> None:
+    def __init__(
+        self, fd: int, pool: BufferPool, depth: int, what: str, direct: DirectOutput | None = None
+    ) -> None:
         self._fd = fd
+        self._direct = direct
         self._pool = pool
         self._what = what
         # Bounded: blocks decoded into fresh memory (no pool buffer) cannot pile up.
@@ -101,7 +151,7 @@ class OrderedWriter:
             offset, data, buffer = item
             try:
                 if self._error is None:
-                    pwrite_data(self._fd, data, offset)
+                    pwrite_data(self._fd, data, offset, self._direct)
             except BaseException as exc:  # reported by check(), on the caller's thread
                 self._error = exc
             finally:

@@ -26,7 +26,7 @@ from longhorn_bi.engine.store.block_io import (
     ordered_map,
     window_for,
 )
-from longhorn_bi.engine.store.block_writer import OrderedWriter
+from longhorn_bi.engine.store.block_writer import DirectOutput, OrderedWriter
 from longhorn_bi.engine.store.catalog import require_cfg
 from longhorn_bi.engine.store.drivers import StoreDriver, open_store
 from longhorn_bi.engine.store.layout import (
@@ -141,7 +141,7 @@ def restore_backup(
             fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
             try:
                 _truncate(fd, cfg.size, out)
-                digest = _copy_blocks(store, cfg, fd, concurrent_limit, progress)
+                digest = _copy_blocks(store, cfg, fd, tmp, concurrent_limit, progress)
                 if expected and digest != expected:
                     source = "--checksum" if checksum else "the backup's recorded Checksum"
                     raise IntegrityError(
@@ -175,7 +175,12 @@ def _truncate(fd: int, size: int, out: Path) -> None:
 
 
 def _copy_blocks(
-    store: StoreDriver, cfg: BackingImageCfg, fd: int, workers: int, progress: Progress | None
+    store: StoreDriver,
+    cfg: BackingImageCfg,
+    fd: int,
+    path: str,
+    workers: int,
+    progress: Progress | None,
 ) -> str:
     """Workers fetch, decode and check blocks; this thread only hashes the whole image in
     offset order (the critical path); the writer thread writes each block once hashed."""
@@ -188,7 +193,8 @@ def _copy_blocks(
     def fetch(ref: BlockRef) -> tuple[Data, bytearray | None]:
         return fetch_block(store, ref, pool)
 
-    writer = OrderedWriter(fd, pool, WRITE_DEPTH, "the restored image")
+    direct = DirectOutput.open(path)
+    writer = OrderedWriter(fd, pool, WRITE_DEPTH, "the restored image", direct)
     try:
         position = 0
         with contextlib.closing(ordered_map(cfg.blocks, fetch, workers)) as done:
@@ -205,7 +211,11 @@ def _copy_blocks(
                 position = ref.offset + len(data)
         hash_zeros(whole, cfg.size - position)
     finally:
-        writer.close()  # waits for the queued writes; raises a write error
+        try:
+            writer.close()  # waits for the queued writes; raises a write error
+        finally:
+            if direct is not None:
+                direct.close()
     if progress is not None:
         progress(cfg.size - position)
     return whole.hexdigest()

@@ -60,3 +60,38 @@ def test_truncated_or_oversized_streams_are_integrity_errors(method) -> None:
         decompress(stored[: len(stored) // 2])
     with pytest.raises(IntegrityError, match="cannot be decompressed"):
         decompress(stored, limit=MIB)  # more than the limit
+
+
+def _frame_compress(data: bytes) -> bytes:
+    return lz4.frame.compress(  # type: ignore[no-any-return]
+        data,
+        compression_level=0,
+        block_size=lz4.frame.BLOCKSIZE_MAX4MB,
+        block_linked=False,
+        content_checksum=True,
+        block_checksum=False,
+        store_size=False,
+    )
+
+
+def _barely_compressible(size: int) -> bytes:
+    data = bytearray(os.urandom(size))
+    data[size // 2 : size // 2 + 40] = bytes(40)  # shrinks by a few bytes, or not at all
+    return bytes(data)
+
+
+@pytest.mark.parametrize("size", [MIB + 1, 2 * MIB - 512, 2 * MIB, 4 * MIB])
+@pytest.mark.parametrize("kind", ["random", "text", "zeros", "mixed", "barely"])
+def test_lz4_blocks_are_the_bytes_liblz4s_frame_encoder_writes(size, kind) -> None:
+    """The frame is built from lz4.block and xxhash (faster): byte for byte the frame that
+    lz4.frame.compress() writes with Longhorn's parameters, compressible or not."""
+    text = (TEXT * 2)[:size]
+    data = {
+        "random": lambda: os.urandom(size),
+        "text": lambda: text,
+        "zeros": lambda: bytes(size),
+        "mixed": lambda: (os.urandom(size // 3) + bytes(size // 3) + text)[:size],
+        "barely": lambda: _barely_compressible(size),
+    }[kind]()
+    assert bytes(compress("lz4", data)) == _frame_compress(data)
+    assert bytes(compress("lz4", memoryview(data))) == _frame_compress(data)

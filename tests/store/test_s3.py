@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from longhorn_bi.engine.errors import BackupstoreError, InvalidInput
+from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
 from longhorn_bi.engine.store.admin import list_backups, remove_backup
 from longhorn_bi.engine.store.backup import backup_image
 from longhorn_bi.engine.store.layout import BackingImageCfg, block_key, cfg_key
@@ -213,3 +213,18 @@ def test_s3_settings_from_the_environment(s3_bucket, monkeypatch) -> None:
     monkeypatch.delenv("AWS_CERT")
     monkeypatch.setenv("VIRTUAL_HOSTED_STYLE", "true")
     assert S3Store(target).client.meta.config.s3["addressing_style"] == "virtual"
+
+
+def test_bounded_reads_are_one_ranged_get(s3_bucket) -> None:
+    from longhorn_bi.engine.store.drivers import open_store
+    from longhorn_bi.engine.store.drivers.base import TooLarge
+
+    store = open_store(f"s3://{s3_bucket}@us-east-1/")
+    store.write("objects/empty", b"")
+    store.write("objects/ten", b"0123456789")
+    assert store.read_at_most("objects/empty", 10) == b""  # type: ignore[attr-defined]
+    assert store.read_at_most("objects/ten", 10) == b"0123456789"  # type: ignore[attr-defined]
+    with pytest.raises(TooLarge):
+        store.read_at_most("objects/ten", 9)  # type: ignore[attr-defined]
+    with pytest.raises(NotFound):
+        store.read_at_most("objects/missing", 10)  # type: ignore[attr-defined]

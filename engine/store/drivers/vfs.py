@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import os
 import stat
@@ -40,18 +39,19 @@ def fs_type(path: Path) -> str:
 
 
 def _load_libc() -> ctypes.CDLL | None:
+    libc = direct_write.libc()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.syncfs.argtypes = [ctypes.c_int]
-        libc.sync_file_range.argtypes = [
-            ctypes.c_int,
-            ctypes.c_int64,
-            ctypes.c_int64,
-            ctypes.c_uint,
-        ]
-        return libc
-    except (OSError, AttributeError):
+        if libc is not None:
+            libc.syncfs.argtypes = [ctypes.c_int]
+            libc.sync_file_range.argtypes = [
+                ctypes.c_int,
+                ctypes.c_int64,
+                ctypes.c_int64,
+                ctypes.c_uint,
+            ]
+    except AttributeError:
         return None
+    return libc
 
 
 _LIBC = _load_libc()
@@ -126,16 +126,23 @@ class VfsStore:
         return fd
 
     def read_into(self, key: str, buffer: bytearray) -> int:
-        """Read an object into `buffer`; its length, or -1 when it does not fit."""
+        """Read an object into `buffer`; its length, or -1 when it does not fit.
+
+        An object the page cache holds is copied from it; any other is read with O_DIRECT
+        where the file system has it: filling fresh page-cache pages cost 1.15 CPU-s per GiB read on
+        the measured VM, a direct read 0.08 (plus 0.05 for the copy out of the aligned
+        buffer), and a restore reads each block once."""
         fd = self._open_regular(key)
         try:
             size = os.fstat(fd).st_size
             if size > len(buffer):
                 return -1
-            view = memoryview(buffer)
+            view = memoryview(buffer)[:size]
             done = 0
+            if self._direct_allowed() and not direct_write.fully_cached(fd, size):
+                done = direct_write.read_direct(fd, view, 0, self._aligned)
             while done < size:
-                got = os.readv(fd, [view[done:size]])
+                got = os.preadv(fd, [view[done:]], done)
                 if got == 0:
                     break
                 done += got
@@ -144,6 +151,11 @@ class VfsStore:
             raise BackupstoreError(f"cannot read {key} in {self._url}: {exc.strerror}") from None
         finally:
             os.close(fd)
+
+    def _direct_allowed(self) -> bool:
+        if self._direct is None:
+            self._direct = fs_type(self.root) in direct_write.DIRECT_FS_TYPES
+        return self._direct and direct_write.O_DIRECT != 0
 
     def read_at_most(self, key: str, limit: int) -> bytes:
         """The object, or TooLarge when it holds more than `limit` bytes (nothing read)."""
@@ -201,9 +213,7 @@ class VfsStore:
         if folder not in self._folders:
             os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
-        if direct and self._direct is None:
-            self._direct = fs_type(self.root) in direct_write.DIRECT_FS_TYPES
-        direct = direct and bool(self._direct) and direct_write.O_DIRECT != 0
+        direct = direct and self._direct_allowed()
         flags = _CREATE_NEW | (direct_write.O_DIRECT if direct else 0)
         tmp = self._temporary_name(folder)
         try:
