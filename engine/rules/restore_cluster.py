@@ -23,12 +23,9 @@ from longhorn_bi.engine.rules.base import (
     rule,
 )
 from longhorn_bi.engine.rules.cluster import absent_severity, where
-from longhorn_bi.engine.rules.restore import MATCHED_SCHEMES
+from longhorn_bi.engine.rules.restore import BI, MATCHED_SCHEMES, PARAMS, RESTORE
+from longhorn_bi.engine.rules.restore import MUTATOR as BI_MUTATOR
 
-BI = {"BackingImage"}
-PARAMS = ("spec", "sourceParameters")
-RESTORE = {"restore"}
-BI_MUTATOR = "webhook/resources/backingimage/mutator.go"
 BIDS_CONTROLLER = "controller/backing_image_data_source_controller.go"
 # Stores Longhorn reads only with a credential secret (types.BackupStoreRequireCredential).
 CREDENTIAL_SCHEMES = frozenset({"s3", "cifs", "azblob"})
