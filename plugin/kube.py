@@ -28,6 +28,7 @@ from longhorn_bi.engine.errors import (
     NotFound,
 )
 from longhorn_bi.engine.rules.base import LONGHORN_NAMESPACE
+from longhorn_bi.plugin.in_pod import ServiceAccount, in_pod, pod_configuration
 
 GROUP = "longhorn.io"
 API_VERSION = "v1beta2"
@@ -62,6 +63,7 @@ class Connection:
     context: str | None = None
     namespace: str = LONGHORN_NAMESPACE
     request_timeout: float | None = None  # seconds per request; None: no limit
+    pod_account: ServiceAccount | None = None  # in a pod; None: where the environment says
 
 
 def parse_duration(text: str, flag: str) -> float:
@@ -167,6 +169,7 @@ class Kube:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.namespace = connection.namespace
+        self._pod_ca = ""  # the CA file of a pod's service account, once in use
 
     @cached_property
     def api_client(self) -> Any:
@@ -176,14 +179,13 @@ class Kube:
         from urllib3.util.retry import Retry
 
         paths = kubeconfig_paths(self.connection.kubeconfig)
-        if self.connection.kubeconfig is None and in_pod():
+        account = self.connection.pod_account
+        if self.connection.kubeconfig is None and in_pod(account):
             # A verify worker in its Job's pod: the service account's token and CA.
-            configuration = Configuration()
-            load_incluster: Callable[..., None] = config.load_incluster_config
-            load_incluster(client_configuration=configuration)
             from kubernetes.client import ApiClient
 
-            pod_client = ApiClient(configuration)
+            pod_client = ApiClient(pod_configuration(account))
+            self._pod_ca = str(pod_client.configuration.ssl_ca_cert)
             pod_client.user_agent = f"kubectl-longhorn-bi/{__version__}"
             return pod_client
         if not any(Path(p).expanduser().is_file() for p in paths):
@@ -234,7 +236,7 @@ class Kube:
     def _calling(self, verb: str, plural: str, name: str | None = None) -> Iterator[None]:
         """Turn the client's and urllib3's errors into ours, naming what was asked."""
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError, NewConnectionError
+        from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
         from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
         try:
@@ -250,7 +252,24 @@ class Kube:
                     f"the API server at {self.host} did not answer to {verb} {plural} in time",
                     hint="raise --request-timeout, or check the cluster's health",
                 ) from None
+            if isinstance(reason, SSLError):
+                raise self.untrusted(reason) from None
             raise self.unreachable(exc) from None
+
+    def untrusted(self, reason: BaseException) -> ClusterError:
+        """A TLS failure: no retry mends it, so it is not Unreachable."""
+        if self._pod_ca:
+            hint = (
+                f"the pod's CA file {self._pod_ca} must hold the CA that signed the API "
+                "server's certificate"
+            )
+        else:
+            hint = (
+                "check certificate-authority(-data) of the kubeconfig's cluster (or its server URL)"
+            )
+        return ClusterError(
+            f"cannot verify the API server's certificate at {self.host}: {reason}", hint=hint
+        )
 
     def unreachable(self, exc: BaseException) -> Unreachable:
         reason = getattr(exc, "reason", None) or exc
@@ -296,9 +315,13 @@ class Kube:
                 f"kubectl auth can-i {rbac} {resource}{ns_flag}",
             )
         if code == 401:
+            hint = "log in again or fix the user of the kubeconfig context"
+            if self._pod_ca:
+                hint = "the pod's service account token was refused: check the token's audience"
+                hint += " and that the Job runs as its service account"
             return ClusterError(
                 f"unauthorized: the API server at {self.host} did not accept the credentials",
-                hint="log in again or fix the user of the kubeconfig context",
+                hint=hint,
             )
         if code == 409:
             hint = (
@@ -498,12 +521,6 @@ class Kube:
                     yield str(kind), obj
         finally:
             response.release_conn()
-
-
-def in_pod() -> bool:
-    """Whether this runs in a pod with a service account token (a verify worker)."""
-    token = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and token.is_file()
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -130,7 +130,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fake._requests.append((self.command, url.path, query))
         try:
-            if fake.token and self.headers.get("Authorization") != f"Bearer {fake.token}":
+            if fake.token and not _bearer(self.headers.get("Authorization"), fake.token):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             result = self._route(url.path.strip("/").split("/"), query, body)
             if result is not None:
@@ -353,3 +353,10 @@ class KubeHTTPServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], OSError):  # resets and TLS refusals are routine
             super().handle_error(request, client_address)
+
+
+def _bearer(header: str | None, token: str) -> bool:
+    """The scheme is case-insensitive, as kube-apiserver's bearer token authenticator takes it
+    (the kubernetes client's in-cluster loader sends "bearer ...")."""
+    scheme, _, value = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and value.strip() == token
