@@ -23,7 +23,7 @@ from longhorn_bi.engine.errors import (
 from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME
 from longhorn_bi.engine.scrub.credentials import credential_env, store_environment
 from longhorn_bi.engine.scrub.outcome import ERROR, FAILED, SKIPPED, Outcome, judge, timestamp
-from longhorn_bi.engine.scrub.shards import sample, shard
+from longhorn_bi.engine.scrub.shards import BlockSample, sample, shard
 from longhorn_bi.plugin.cluster_cmds import PLURAL, target_of
 from longhorn_bi.plugin.kube import Kube
 
@@ -71,10 +71,19 @@ def target_env(kube: Kube, target: Target, scheme: str) -> dict[str, str] | None
 class ClusterVerifier:
     """Verifies backups of one namespace, target by target, reading each Secret once."""
 
-    def __init__(self, kube: Kube, *, concurrency: int = 4, record: bool = True) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        concurrency: int = 4,
+        record: bool = True,
+        pick: BlockSample | None = None,
+        seed: str = "",
+    ) -> None:
         self.kube = kube
         self.concurrency = concurrency
         self.record = record
+        self.pick, self.seed = pick, seed  # a block sample, and the seed it says it drew with
         self._targets: dict[str, Target] = {}
         self._envs: dict[tuple[str, str], dict[str, str] | None] = {}
 
@@ -110,14 +119,16 @@ class ClusterVerifier:
             parsed = parse_backup_url(url)
             env = self._env(obj, parsed.target.scheme)
             with store_environment(env):
-                result = verify_backup(url, concurrent_limit=self.concurrency, progress=progress)
+                result = verify_backup(
+                    url, concurrent_limit=self.concurrency, progress=progress, pick=self.pick
+                )
         except LockConflict as exc:
             return Outcome(name, SKIPPED, exc.message)
         except NotFound as exc:
             return Outcome(name, FAILED, exc.message, at=timestamp())
         except (BackupstoreError, InvalidInput) as exc:
             return Outcome(name, ERROR, exc.message, at=timestamp())
-        return judge(name, result, _text(status.get("checksum")))
+        return judge(name, result, _text(status.get("checksum")), self.seed)
 
     def _event(self, obj: Mapping[str, Any], outcome: Outcome) -> None:
         """A Warning Event on the backup, where `kubectl describe` and alerting see it."""

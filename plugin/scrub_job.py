@@ -36,7 +36,8 @@ class JobSpec:
     backups: tuple[str, ...]
     all_: bool
     target: str | None
-    fraction: float
+    fraction: float  # of each backup's blocks
+    backup_fraction: float  # of the backups
     seed: str
     shards: int
     image: str
@@ -50,7 +51,8 @@ def worker_args(spec: JobSpec, namespace: str) -> list[str]:
         args.append("--all")
     if spec.target:
         args += ["--target", spec.target]
-    args += ["--sample", repr(spec.fraction), "--seed", spec.seed]
+    args += ["--sample", repr(spec.fraction), "--sample-backups", repr(spec.backup_fraction)]
+    args += ["--seed", spec.seed]
     args += ["--shards", str(spec.shards), "--concurrency", str(spec.concurrency)]
     return [*args, "-n", namespace]
 
@@ -222,7 +224,7 @@ def run_job(kube: Kube, spec: JobSpec) -> int:
         spec.backups,
         all_=spec.all_,
         target=spec.target,
-        fraction=spec.fraction,
+        fraction=spec.backup_fraction,
         seed=spec.seed,
         shards=1,
         index=0,

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from longhorn_bi import __version__
-from longhorn_bi.engine.errors import ExitCode
+from longhorn_bi.engine.errors import ExitCode, InvalidInput
 from longhorn_bi.engine.scrub.outcome import ERROR, FAILED, OK, SKIPPED, Outcome, metrics_text
-from longhorn_bi.engine.scrub.shards import check_fraction
+from longhorn_bi.engine.scrub.shards import BlockSample, check_fraction
 from longhorn_bi.plugin.cluster_cmds import PLURAL, human_size
 from longhorn_bi.plugin.kube import Kube, connection_from, connection_options, name_completer
 from longhorn_bi.plugin.options import namespace_option
@@ -37,6 +37,25 @@ def write_textfile(path: str, outcomes: list[Outcome], namespace: str) -> None:
         out.write(metrics_text(outcomes, namespace))
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def seed_for(
+    seed: str | None, fraction: float, backup_fraction: float, shards: int, in_cluster: bool
+) -> str:
+    """The seed of this run's samples, told on stderr so that the run can be repeated (an
+    --in-cluster run hands its own to every pod)."""
+    if seed:
+        return seed
+    if backup_fraction < 1 and shards > 1 and not in_cluster:
+        # Each shard would draw its own: they would not agree on which backups to verify.
+        raise InvalidInput(
+            "--sample-backups with --shards needs --seed",
+            hint="give every shard the same --seed (verify --in-cluster does this itself)",
+        )
+    seed = secrets.token_hex(4)
+    if fraction < 1 or backup_fraction < 1:
+        click.echo(f"sampling with --seed {seed} (give it again to draw the same)", err=True)
+    return seed
 
 
 def report(outcomes: list[Outcome], fmt: str) -> None:
@@ -77,9 +96,23 @@ def report(outcomes: list[Outcome], fmt: str) -> None:
     default=1.0,
     show_default=True,
     metavar="FRACTION",
-    help="Verify about this fraction of the backups, chosen by --seed (0 < FRACTION <= 1).",
+    help="Read about this fraction of each backup's blocks, drawn with --seed (0 < FRACTION "
+    "<= 1); a sample cannot check the image's SHA-512.",
 )
-@click.option("--seed", metavar="TEXT", help="Picks the --sample (default: today's UTC date).")
+@click.option(
+    "--sample-backups",
+    "backup_fraction",
+    type=float,
+    default=1.0,
+    show_default=True,
+    metavar="FRACTION",
+    help="Verify about this fraction of the backups, chosen with --seed.",
+)
+@click.option(
+    "--seed",
+    metavar="TEXT",
+    help="Draws the samples; the same seed reads the same blocks (default: random, printed).",
+)
 @click.option("--shards", type=int, default=1, show_default=True, help="Split the work in N.")
 @click.option(
     "--shard-index",
@@ -109,6 +142,7 @@ def verify(
     all_: bool,
     target: str | None,
     fraction: float,
+    backup_fraction: float,
     seed: str | None,
     shards: int,
     shard_index: int,
@@ -127,24 +161,28 @@ def verify(
     Exits 1 naming each bad backup and block offset. Nothing is written to the store but
     Longhorn's own (read) lock, which keeps a deletion from removing blocks meanwhile."""
     check_fraction(fraction)
-    seed = seed or datetime.now(UTC).strftime("%Y-%m-%d")
+    check_fraction(backup_fraction, "--sample-backups")
+    seed = seed_for(seed, fraction, backup_fraction, shards, in_cluster)
     kube = Kube(connection_from(namespace, connection))
     if in_cluster:
         from longhorn_bi.plugin.scrub_job import JobSpec, run_job
 
-        spec = JobSpec(backups, all_, target, fraction, seed, shards, image, concurrency)
+        spec = JobSpec(
+            backups, all_, target, fraction, backup_fraction, seed, shards, image, concurrency
+        )
         click.get_current_context().exit(run_job(kube, spec))
     chosen = select(
         kube,
         backups,
         all_=all_,
         target=target,
-        fraction=fraction,
+        fraction=backup_fraction,
         seed=seed,
         shards=shards,
         index=shard_index,
     )
-    verifier = ClusterVerifier(kube, concurrency=concurrency, record=record)
+    pick = BlockSample(fraction, seed) if fraction < 1 else None
+    verifier = ClusterVerifier(kube, concurrency=concurrency, record=record, pick=pick, seed=seed)
     outcomes = []
     with progress_bar(sum(stored_size(o) for o in chosen), "verify") as progress:
         for obj in chosen:

@@ -9,7 +9,7 @@ import pytest
 from longhorn_bi.engine.errors import InvalidInput
 from longhorn_bi.engine.scrub.credentials import credential_env, store_environment
 from longhorn_bi.engine.scrub.outcome import FAILED, OK, SKIPPED, Outcome, judge, metrics_text
-from longhorn_bi.engine.scrub.shards import sample, shard, shard_of
+from longhorn_bi.engine.scrub.shards import BlockSample, sample, shard, shard_of
 from longhorn_bi.engine.store.verify import VerifyResult
 
 NAMES = [f"image-{i}" for i in range(500)]
@@ -38,8 +38,10 @@ def test_bad_shards_and_fractions_are_named() -> None:
         shard(NAMES, 3, 3)
     with pytest.raises(InvalidInput, match="--shards 0"):
         shard(NAMES, 0, 0)
-    with pytest.raises(InvalidInput, match=r"--sample 1\.5"):
+    with pytest.raises(InvalidInput, match=r"--sample-backups 1\.5"):
         sample(NAMES, 1.5, "seed")
+    with pytest.raises(InvalidInput, match=r"--sample 0"):
+        BlockSample(0, "seed")
 
 
 def test_sample_is_a_stable_fraction_that_moves_with_the_seed() -> None:

@@ -41,9 +41,21 @@ def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def judge(backup: str, result: VerifyResult, status_checksum: str) -> Outcome:
-    """The outcome of a verification, compared with the checksum Longhorn recorded."""
+def sample_note(result: VerifyResult, seed: str) -> str:
+    """What a sampled verification read, and that it did not check the image's SHA-512."""
+    return (
+        f"sampled {result.checked_blocks} of {result.blocks} blocks (--seed {seed}); "
+        "the image checksum was not checked"
+    )
+
+
+def judge(backup: str, result: VerifyResult, status_checksum: str, seed: str = "") -> Outcome:
+    """The outcome of a verification, compared with the checksum Longhorn recorded.
+
+    A sampled one says so in its reason, passed or failed: it read only some blocks, so it
+    never claims the image matched its checksum."""
     at = timestamp()
+    note = sample_note(result, seed) if result.sampled else ""
     if result.bad_blocks:
         listed = "; ".join(f"offset {off}: {why}" for off, why in result.bad_blocks[:MAX_LISTED])
         more = len(result.bad_blocks) - MAX_LISTED
@@ -51,18 +63,25 @@ def judge(backup: str, result: VerifyResult, status_checksum: str) -> Outcome:
             f"; and {more} more" if more > 0 else ""
         )
         offsets = [off for off, _ in result.bad_blocks]
+        reason = f"{note}: {reason}" if note else reason
         return Outcome(backup, FAILED, reason, offsets, result.size, at)
-    if result.expected_checksum and result.checksum != result.expected_checksum:
+    if (
+        not result.sampled
+        and result.expected_checksum
+        and result.checksum != result.expected_checksum
+    ):
         reason = f"image SHA-512 {result.checksum[:16]}... differs from the cfg's checksum"
         return Outcome(backup, FAILED, reason, size=result.size, at=at)
+    # The cfg's recorded checksum against the CR's is metadata: a sample can compare them.
     wanted = status_checksum.strip().lower()
     have = result.expected_checksum or result.checksum
-    if wanted and have != wanted:
+    if wanted and have and have != wanted:
         reason = (
             f"the backup's checksum {have[:16]}... differs from status.checksum {wanted[:16]}..."
         )
+        reason = f"{note}: {reason}" if note else reason
         return Outcome(backup, FAILED, reason, size=result.size, at=at)
-    return Outcome(backup, OK, "", size=result.size, at=at)
+    return Outcome(backup, OK, note, size=result.size, at=at)
 
 
 def _label(value: str) -> str:

@@ -1,13 +1,16 @@
-"""Stable shard assignment and sampling of backups, by a hash of the name alone.
+"""Stable shard assignment, sampling of backups and of their blocks, by hashes of names.
 
 The hash (not the position in a listing) decides, so that every pod of an Indexed Job agrees
 on the split without talking to the others, and a retried index verifies the same backups.
+A sample is a pure function of its seed: the same seed reads the same blocks again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from longhorn_bi.engine.errors import InvalidInput
 
@@ -41,18 +44,49 @@ def shard(names: Iterable[str], shards: int, index: int) -> list[str]:
     return sorted(n for n in names if shard_of(n, shards) == index)
 
 
-def check_fraction(fraction: float) -> None:
+def check_fraction(fraction: float, flag: str = "--sample") -> None:
     if not 0 < fraction <= 1:
         raise InvalidInput(
-            f"--sample {fraction} is not a fraction", hint="give a number in (0, 1], e.g. 0.1"
+            f"{flag} {fraction} is not a fraction", hint="give a number in (0, 1], e.g. 0.1"
         )
 
 
 def sample(names: Iterable[str], fraction: float, seed: str) -> list[str]:
     """About `fraction` of the names, chosen by hash with `seed`: the same seed picks the same
     backups (every shard agrees), a new seed (e.g. the date) picks others over time."""
-    check_fraction(fraction)
+    check_fraction(fraction, "--sample-backups")
     if fraction >= 1:
         return sorted(names)
     limit = int(fraction * 2**64)
     return sorted(n for n in names if _point(f"{seed}/{n}") < limit)
+
+
+class _Offset(Protocol):
+    @property
+    def offset(self) -> int: ...
+
+
+B = TypeVar("B", bound=_Offset)
+
+
+@dataclass(frozen=True)
+class BlockSample:
+    """About `fraction` of a backup's blocks, each drawn by a hash of (seed, backup, offset),
+    as `restic check --read-data-subset` draws packs; at least one block of a backup that
+    has any, so that a sampled verification never reads nothing."""
+
+    fraction: float
+    seed: str
+
+    def __post_init__(self) -> None:
+        check_fraction(self.fraction)
+
+    def __call__(self, backup: str, blocks: Sequence[B]) -> list[B]:
+        if self.fraction >= 1:
+            return list(blocks)
+        limit = int(self.fraction * 2**64)
+        points = [_point(f"{self.seed}/{backup}/{block.offset}") for block in blocks]
+        chosen = [block for block, point in zip(blocks, points, strict=True) if point < limit]
+        if not chosen and blocks:
+            chosen = [blocks[points.index(min(points))]]
+        return chosen

@@ -134,3 +134,64 @@ def test_verify_reads_s3_credentials_from_the_targets_secret(
     assert f"offset {offset}" in bad.stdout
     for secret in (SECRET_KEY, ACCESS_KEY):
         assert secret not in bad.stdout + bad.stderr + good.stdout + good.stderr
+
+
+def _seeds(refs: list[tuple[int, str]], offset: int, fraction: float) -> tuple[str, str]:
+    """A seed whose sample draws the block at `offset`, and one whose sample does not."""
+    from longhorn_bi.engine.scrub.shards import BlockSample
+    from longhorn_bi.engine.store.layout import BlockRef
+
+    blocks = [BlockRef(off, "0" * 64) for off, _ in refs]
+    found: dict[bool, str] = {}
+    for i in range(200):
+        drawn = {b.offset for b in BlockSample(fraction, f"s{i}")("speckled", blocks)}
+        found.setdefault(offset in drawn, f"s{i}")
+    return found[True], found[False]
+
+
+def test_sample_reads_some_blocks_and_says_so(cluster: Cluster, tmp_path: Path) -> None:
+    store = vfs_store(cluster, tmp_path)
+    url, checksum, size = store.backup(tmp_path, "speckled", blocks=8)
+    cluster.seed(backup_object("speckled", url, checksum, target="local", size=size))
+    refs = store.block_keys("speckled")
+    bad_offset, bad_key = refs[3]
+    assert store.root is not None
+    (store.root / bad_key).write_bytes(b"rot")
+    hit, miss = _seeds(refs, bad_offset, 0.25)
+
+    missed = cluster.cli("verify", "speckled", "--sample", "0.25", "--seed", miss)
+    assert missed.returncode == 0, missed.stderr
+    first = missed.stdout.splitlines()[0]
+    assert first.startswith("ok      speckled: sampled ")
+    assert f"of 8 blocks (--seed {miss}); the image checksum was not checked" in first
+    assert notes_of(cluster.server, "speckled")[VERIFY_RESULT] == "ok: " + first.split(": ", 1)[1]
+
+    again = cluster.cli("verify", "speckled", "--sample", "0.25", "--seed", hit)
+    assert again.returncode == 1
+    assert (
+        again.stdout.startswith("FAILED  speckled: sampled ") and f"(--seed {hit})" in again.stdout
+    )
+    assert f"offset {bad_offset}" in again.stdout
+    assert "checksum was not checked" in notes_of(cluster.server, "speckled")[VERIFY_RESULT]
+
+    drawn = cluster.cli("verify", "speckled", "--sample", "0.25")
+    told = drawn.stderr.split("sampling with --seed ", 1)[1].split()[0]
+    assert f"(--seed {told})" in notes_of(cluster.server, "speckled")[VERIFY_RESULT]
+
+
+def test_sample_backups_keeps_the_old_selection(cluster: Cluster, tmp_path: Path) -> None:
+    store = vfs_store(cluster, tmp_path)
+    for i in range(6):
+        url, checksum, size = store.backup(tmp_path, f"b{i}", blocks=1, seed=i)
+        cluster.seed(backup_object(f"b{i}", url, checksum, target="local", size=size))
+    args = ("verify", "--all", "--sample-backups", "0.5", "--seed", "day-1", "-o", "json")
+    first = cluster.cli(*args)
+    assert first.returncode == 0, first.stderr
+    chosen = [r["backup"] for r in json.loads(first.stdout)["results"]]
+    assert 0 < len(chosen) < 6
+    assert [r["backup"] for r in json.loads(cluster.cli(*args).stdout)["results"]] == chosen
+    assert all(r["reason"] == "" for r in json.loads(first.stdout)["results"])  # every block
+
+    unseeded = cluster.cli("verify", "--all", "--sample-backups", "0.5", "--shards", "2")
+    assert unseeded.returncode == 2
+    assert "--sample-backups with --shards needs --seed" in unseeded.stderr

@@ -122,3 +122,27 @@ def test_a_failed_shard_fails_the_run(cluster: Cluster, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "NOT VERIFIED" in result.stdout
     assert "the Job failed" in result.stderr
+
+
+def test_every_pod_samples_with_the_plugins_seed(cluster: Cluster, tmp_path: Path) -> None:
+    names = [f"bi-{i}" for i in range(8)]
+    _seed(cluster, tmp_path, names)
+    outputs: list[str] = []
+    controller = Controller(lambda: outputs.extend(_run_pods(cluster, _wait_for_job(cluster))))
+    controller.start()
+    args = ("verify", "--in-cluster", "--all", "--shards", str(SHARDS))
+    sampled = ("--sample", "0.5", "--sample-backups", "0.5")
+    result = cluster.cli(*args, *sampled, env={"LONGHORN_BI_POLL": "0.05"})
+    controller.join()
+
+    assert result.returncode == 0, result.stderr
+    seed = result.stderr.split("sampling with --seed ", 1)[1].split()[0]
+    (job,) = objects(cluster.server, "jobs")
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--seed") + 1] == seed
+    assert command[command.index("--sample") + 1] == "0.5"
+    # The pods drew the backups the plugin drew: its summary counts exactly theirs.
+    verified = [line.split()[1].rstrip(":") for out in outputs for line in out.splitlines()]
+    assert 0 < len(verified) < len(names) and len(set(verified)) == len(verified)
+    assert f"{len(verified)} backup(s): {len(verified)} ok" in result.stderr
+    assert {n for n in names if VERIFY_RESULT in notes_of(cluster.server, n)} == set(verified)
