@@ -8,7 +8,17 @@ import pytest
 
 from longhorn_bi.engine.errors import InvalidInput
 from longhorn_bi.engine.scrub.credentials import credential_env, store_environment
-from longhorn_bi.engine.scrub.outcome import FAILED, OK, SKIPPED, Outcome, judge, metrics_text
+from longhorn_bi.engine.scrub.outcome import (
+    FAILED,
+    OK,
+    SKIPPED,
+    VERIFIED_AT,
+    VERIFY_RESULT,
+    Outcome,
+    judge,
+    metrics_text,
+    recorded,
+)
 from longhorn_bi.engine.scrub.shards import BlockSample, sample, shard, shard_of
 from longhorn_bi.engine.store.verify import VerifyResult
 
@@ -116,3 +126,21 @@ def test_metrics_text_is_prometheus_exposition() -> None:
     assert 'backup="we\\"ird"} 0' in text
     assert "busy" not in text
     assert "longhorn_bi_backup_verify_timestamp_seconds" in text and "1795773600" in text
+
+
+def test_recorded_reads_back_only_what_verify_writes() -> None:
+    at = "2026-01-01T00:00:00Z"
+    sampled = {VERIFY_RESULT: "ok: sampled 1 of 2 blocks (--seed x); ...", VERIFIED_AT: at}
+    assert recorded(sampled) == (True, 1767225600.0)
+    assert recorded({VERIFY_RESULT: "failed: 1 bad block(s)", VERIFIED_AT: at}) == (
+        False,
+        1767225600.0,
+    )
+    assert recorded({VERIFY_RESULT: "error: store unreadable", VERIFIED_AT: at}) == (
+        False,
+        1767225600.0,
+    )
+    assert recorded({}) is None
+    assert recorded({VERIFY_RESULT: "looks fine to me", VERIFIED_AT: at}) is None
+    assert recorded({VERIFY_RESULT: "ok", VERIFIED_AT: "yesterday"}) is None
+    assert recorded({VERIFY_RESULT: "ok"}) is None

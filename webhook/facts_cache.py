@@ -320,6 +320,10 @@ class ClusterFactsCache:
     def _changed(self) -> None:
         self._generation += 1
 
+    def objects(self, plural: str) -> list[Mapping[str, Any]]:
+        """The cached objects of one resource (none before its cache exists)."""
+        return [obj for c in self.caches if c.spec.plural == plural for obj in c.objects.values()]
+
     def facts(self) -> ClusterFacts:
         """Complete facts once every cache synced; unknown (rules stay silent) before."""
         built = self._built

@@ -7,11 +7,21 @@ two apps live in one process.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from longhorn_bi.engine.scrub.outcome import (
+    LABELS,
+    OK_HELP,
+    OK_METRIC,
+    TIME_HELP,
+    TIME_METRIC,
+    recorded,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Reviews take well under a millisecond; the API server gives up after timeoutSeconds (5).
@@ -22,6 +32,8 @@ _LE_LABELS = (*(repr(float(bound)) for bound in LATENCY_BUCKETS), "+Inf")
 _OWN_KINDS = frozenset({"BackingImage", "BackupBackingImage"})
 # (resource, seconds since last confirmed current or None before the first sync)
 CacheAges = Callable[[], Iterable[tuple[str, float | None]]]
+# The cached BackupBackingImages, read at scrape time
+Backups = Callable[[], Iterable[Mapping[str, Any]]]
 
 
 class _CacheCollector(Collector):
@@ -46,6 +58,33 @@ class _CacheCollector(Collector):
                 age.add_metric([resource], seconds)
         yield age
         yield synced
+
+
+class _VerifyCollector(Collector):
+    """The last verify result per backup, from the annotations `verify` writes on the
+    BackupBackingImages the facts cache already watches: no API call per scrape, and the
+    same series as `verify --textfile`."""
+
+    def __init__(self, backups: Backups, namespace: str) -> None:
+        self._backups = backups
+        self._namespace = namespace
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        passed = GaugeMetricFamily(OK_METRIC, OK_HELP, labels=LABELS)
+        stamps = GaugeMetricFamily(TIME_METRIC, TIME_HELP, labels=LABELS)
+        for obj in self._backups():
+            meta = obj.get("metadata")
+            meta = meta if isinstance(meta, Mapping) else {}
+            notes = meta.get("annotations")
+            last = recorded(notes) if isinstance(notes, Mapping) else None
+            name = meta.get("name")
+            if last is None or not isinstance(name, str):
+                continue
+            labels = [self._namespace, name]
+            passed.add_metric(labels, 1.0 if last[0] else 0.0)
+            stamps.add_metric(labels, last[1])
+        yield passed
+        yield stamps
 
 
 class _ReviewStats(Collector):
@@ -126,6 +165,9 @@ class Metrics:
 
     def track_caches(self, ages: CacheAges) -> None:
         self.registry.register(_CacheCollector(ages))
+
+    def track_verify(self, backups: Backups, namespace: str) -> None:
+        self.registry.register(_VerifyCollector(backups, namespace))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

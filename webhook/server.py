@@ -86,6 +86,10 @@ async def serve(options: ServeOptions) -> None:
             watch_timeout=options.watch_timeout,
         )
         metrics.track_caches(facts.ages)
+        # The last `verify` result per backup, from the annotations the cache already holds.
+        metrics.track_verify(
+            lambda: facts.objects("backupbackingimages"), options.longhorn_namespace
+        )
         settings = Settings(
             longhorn_namespace=options.longhorn_namespace,
             limits=options.limits,

@@ -6,17 +6,26 @@ and that checksum is the one the BackupBackingImage's status records.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from longhorn_bi.engine.store.verify import VerifyResult
+if TYPE_CHECKING:  # the webhook reads recorded outcomes without loading the store
+    from longhorn_bi.engine.store.verify import VerifyResult
 
 VERIFIED_AT = "longhorn-bi.io/verified-at"
 VERIFY_RESULT = "longhorn-bi.io/verify-result"
 OK, FAILED, ERROR, SKIPPED = "ok", "failed", "error", "skipped"  # error: store unreadable
 MAX_REASON = 900  # an annotation stays readable in `kubectl describe`
 MAX_LISTED = 5  # bad blocks named in the annotation; the command's output lists all
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The series of the last result per backup: the textfile and the webhook's /metrics alike.
+OK_METRIC = "longhorn_bi_backup_verify_ok"
+OK_HELP = "1 when the backup's last verification passed."
+TIME_METRIC = "longhorn_bi_backup_verify_timestamp_seconds"
+TIME_HELP = "When the backup was last verified."
+LABELS = ("namespace", "backup")
 
 
 @dataclass
@@ -38,7 +47,7 @@ class Outcome:
 
 
 def timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime(STAMP_FORMAT)
 
 
 def sample_note(result: VerifyResult, seed: str) -> str:
@@ -84,6 +93,25 @@ def judge(backup: str, result: VerifyResult, status_checksum: str, seed: str = "
     return Outcome(backup, OK, note, size=result.size, at=at)
 
 
+def _seconds(stamp: str) -> float:
+    return datetime.strptime(stamp, STAMP_FORMAT).replace(tzinfo=UTC).timestamp()
+
+
+def recorded(annotations: Mapping[str, Any]) -> tuple[bool, float] | None:
+    """The last result written on a backup: (passed, when in Unix seconds); None when it was
+    never verified or the annotations are not ours to read (edited by hand)."""
+    result, at = annotations.get(VERIFY_RESULT), annotations.get(VERIFIED_AT)
+    if not isinstance(result, str) or not isinstance(at, str):
+        return None
+    kind = result.split(":", 1)[0].strip()
+    if kind not in (OK, FAILED, ERROR):
+        return None
+    try:
+        return kind == OK, _seconds(at)
+    except ValueError:
+        return None
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -91,21 +119,12 @@ def _label(value: str) -> str:
 def metrics_text(outcomes: Iterable[Outcome], namespace: str) -> str:
     """The last result per backup in Prometheus' text format (node-exporter's textfile
     collector reads it): 1 passed, 0 failed; and when it was checked."""
-    lines = [
-        "# HELP longhorn_bi_backup_verify_ok 1 when the backup's last verification passed.",
-        "# TYPE longhorn_bi_backup_verify_ok gauge",
-    ]
-    stamps = [
-        "# HELP longhorn_bi_backup_verify_timestamp_seconds When the backup was last verified.",
-        "# TYPE longhorn_bi_backup_verify_timestamp_seconds gauge",
-    ]
+    lines = [f"# HELP {OK_METRIC} {OK_HELP}", f"# TYPE {OK_METRIC} gauge"]
+    stamps = [f"# HELP {TIME_METRIC} {TIME_HELP}", f"# TYPE {TIME_METRIC} gauge"]
     for outcome in outcomes:
         if outcome.result == SKIPPED:
             continue
         labels = f'namespace="{_label(namespace)}",backup="{_label(outcome.backup)}"'
-        lines.append(f"longhorn_bi_backup_verify_ok{{{labels}}} {int(outcome.result == OK)}")
-        seconds = datetime.strptime(outcome.at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        stamps.append(
-            f"longhorn_bi_backup_verify_timestamp_seconds{{{labels}}} {int(seconds.timestamp())}"
-        )
+        lines.append(f"{OK_METRIC}{{{labels}}} {int(outcome.result == OK)}")
+        stamps.append(f"{TIME_METRIC}{{{labels}}} {int(_seconds(outcome.at))}")
     return "\n".join(lines + stamps) + "\n"

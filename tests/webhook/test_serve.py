@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -14,13 +15,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from longhorn_bi.engine.scrub.outcome import OK_METRIC, TIME_METRIC, VERIFIED_AT, VERIFY_RESULT
 from tests.fakekube import FakeKubeServer
+from tests.plugin_cluster.scrub_support import Store, backup_object, target_object
+from tests.support import run_cli
 from tests.webhook.helpers import NS, backup, client_context, review
 
 EXE = [sys.executable, "-m", "longhorn_bi.webhook.cli"]
@@ -284,3 +288,58 @@ def test_exempt_accounts_come_from_a_space_separated_variable(
         "system:serviceaccount:argocd:argocd-application-controller",
     )
     assert ctx.params["max_connections"] == 64
+
+
+def _verify_series(text: str) -> dict[tuple[str, str], float]:
+    """(metric, backup) -> value of the verify series in a /metrics page."""
+    found = {}
+    for metric, labels, value in re.findall(
+        r"^(longhorn_bi_backup_verify_\w+)\{([^}]*)\} (\S+)$", text, re.M
+    ):
+        pairs = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        assert pairs["namespace"] == NS
+        found[metric, pairs["backup"]] = float(value)
+    return found
+
+
+def _metrics_until(server: Server, done: Callable[[dict[tuple[str, str], float]], bool]) -> Any:
+    """The verify series once `done` holds: the cache follows the watch (never a timing)."""
+    deadline = time.monotonic() + 60
+    while not done(series := _verify_series(server.get("/metrics")[1])):
+        assert time.monotonic() < deadline, f"the verify series stayed {series}"
+        time.sleep(0.05)
+    return series
+
+
+def test_metrics_show_the_last_verify_result_per_backup(
+    server: Server, fake_kube: FakeKubeServer, fake_kubeconfig: Path, tmp_path: Path
+) -> None:
+    """`verify` writes its annotations; the webhook's watch brings them to /metrics."""
+    store = Store(f"vfs://{tmp_path / 'store'}", tmp_path / "store")
+    fake_kube.put(target_object("local", store.target))
+    for name, seed in (("sound", 1), ("misnamed", 2)):
+        url, checksum, size = store.backup(tmp_path, name, blocks=1, seed=seed)
+        recorded = checksum if name == "sound" else "0" * 128
+        fake_kube.put(backup_object(name, url, recorded, target="local", size=size))
+    unverified = backup_object("unverified", "", "", state="InProgress", target="local")
+    fake_kube.put(unverified)
+    before = time.time()
+
+    result = run_cli("verify", "--all", "--kubeconfig", str(fake_kubeconfig))
+    assert result.returncode == 1, result.stderr  # misnamed fails
+
+    series = _metrics_until(server, lambda s: len(s) == 4)
+    assert series[OK_METRIC, "sound"] == 1.0
+    assert series[OK_METRIC, "misnamed"] == 0.0
+    assert before - 1 <= series[TIME_METRIC, "sound"] <= time.time()
+    assert (OK_METRIC, "unverified") not in series  # never verified: no series
+
+    # A later result (here written by hand, as another verify run would) replaces it.
+    obj = fake_kube.get("backupbackingimages", NS, "misnamed")
+    assert obj is not None
+    obj["metadata"]["annotations"] = {VERIFIED_AT: "2030-01-02T03:04:05Z", VERIFY_RESULT: "ok"}
+    fake_kube.put(obj)
+    series = _metrics_until(server, lambda s: s.get((OK_METRIC, "misnamed")) == 1.0)
+    assert series[TIME_METRIC, "misnamed"] == 1893553445.0
+    fake_kube.delete("backupbackingimages", NS, "sound")
+    _metrics_until(server, lambda s: (OK_METRIC, "sound") not in s)
