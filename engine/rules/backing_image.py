@@ -28,6 +28,7 @@ from longhorn_bi.engine.rules.schema import (
     SYSTEM_SOURCE_PARAMETERS,
     cel_list,
     cel_regex,
+    cel_shown,
     source_types,
 )
 
@@ -83,6 +84,7 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 # {sourceType: [known keys]} as a CEL map literal.
+MAX_CEL_LISTED = 16
 _KNOWN_PARAMETERS = (
     "{"
     + ", ".join(
@@ -105,9 +107,14 @@ _KNOWN_PARAMETERS = (
         Cel(
             f"!has(object.spec.sourceParameters) || object.spec.sourceParameters.all(k, k in "
             f"{_KNOWN_PARAMETERS}[object.spec.sourceType])",
+            # Listed only when there are few: filter visits every key.
+            f"size(object.spec.sourceParameters) > {MAX_CEL_LISTED} ? 'sourceParameters has ' + "
+            "string(size(object.spec.sourceParameters)) + ' keys, not all of them parameters of "
+            "sourceType ' + object.spec.sourceType + '; Longhorn ignores those' : "
             "'sourceParameters ' + object.spec.sourceParameters.filter(k, !(k in "
-            f"{_KNOWN_PARAMETERS}[object.spec.sourceType])).join(', ') + ' are not parameters of "
-            "sourceType ' + object.spec.sourceType + '; Longhorn ignores them'",
+            f"{_KNOWN_PARAMETERS}[object.spec.sourceType])).map(k, {cel_shown('k')}).join(', ') + "
+            "' are not parameters of sourceType ' + object.spec.sourceType + '; Longhorn ignores "
+            "them'",
             path=PARAMS,
         ),
     ),
@@ -371,16 +378,16 @@ _ENCRYPTION = _param("encryption")
             path=PARAMS,
         ),
         Cel(
-            f"{_CLONE_SOURCE} == '' || ({_CLONE_SOURCE}.matches({cel_regex(LONGHORN_NAME)}) "
-            f"&& size({_CLONE_SOURCE}) <= {MAX_NAME_LENGTH} && (!has(object.metadata.name) || "
+            f"{_CLONE_SOURCE} == '' || (size({_CLONE_SOURCE}) <= {MAX_NAME_LENGTH} && "
+            f"{_CLONE_SOURCE}.matches({cel_regex(LONGHORN_NAME)}) && (!has(object.metadata.name) || "
             f"{_CLONE_SOURCE} != object.metadata.name))",
-            f"'backing-image ' + {_CLONE_SOURCE} + ' is not the name of another backing image: "
+            f"'backing-image ' + {cel_shown(_CLONE_SOURCE)} + ' is not the name of another backing image: "
             "2 to 253 lower-case letters, digits, -, _ or ., starting with a letter or digit'",
             path=(*PARAMS, "backing-image"),
         ),
         Cel(
             f"{_ENCRYPTION} in {cel_list(('', *ENCRYPTIONS))}",
-            f"'encryption ' + {_ENCRYPTION} + ' is not one of {', '.join(ENCRYPTIONS)}'",
+            f"'encryption ' + {cel_shown(_ENCRYPTION)} + ' is not one of {', '.join(ENCRYPTIONS)}'",
             path=(*PARAMS, "encryption"),
         ),
         *(
@@ -463,7 +470,9 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             "!has(object.spec.sourceParameters) || !('export-type' in object.spec.sourceParameters)"
             " || object.spec.sourceParameters['export-type'].trim() in "
             + cel_list(("", *EXPORT_TYPES)),
-            "'export-type ' + object.spec.sourceParameters['export-type'] + ' is not one of raw, "
+            "'export-type ' + "
+            + cel_shown("object.spec.sourceParameters['export-type']")
+            + " + ' is not one of raw, "
             "qcow2'",
             path=(*PARAMS, "export-type"),
         ),
@@ -533,7 +542,7 @@ def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
                 f"oldObject == null || !has(oldObject.spec) || !has(oldObject.spec.{field}) || "
                 f"oldObject.spec.{field} == '' || (has(object.spec) && has(object.spec.{field}) "
                 f"&& object.spec.{field} == oldObject.spec.{field})",
-                f"'spec.{field} was ' + oldObject.spec.{field} + '; Longhorn does not allow "
+                f"'spec.{field} was ' + {cel_shown(f'oldObject.spec.{field}')} + '; Longhorn does not allow "
                 "changing it, so keep that value'",
                 path=("spec", field),
                 versions="1.7-1.12",

@@ -17,7 +17,7 @@ from longhorn_bi.engine.rules.base import (
     manager,
     rule,
 )
-from longhorn_bi.engine.rules.schema import cel_regex
+from longhorn_bi.engine.rules.schema import cel_regex, cel_shown
 
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
@@ -27,6 +27,8 @@ MUTATOR = "webhook/resources/backingimage/mutator.go"
 MATCHED_SCHEMES = frozenset({"s3", "nfs", "cifs", "azblob"})
 # CEL: the restore's sourceParameters, and whether one is given. Values are strings (the CRD).
 _SP = "object.spec.sourceParameters"
+_CONCURRENT = f"{_SP}['concurrent-limit']"
+_TARGET_NAME = f"{_SP}['backup-target-name']"
 
 
 def _given(key: str) -> str:
@@ -106,7 +108,7 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         Cel(
             f"!({_given('concurrent-limit')}) || (size({_SP}['concurrent-limit']) <= "
             f"{MAX_CEL_PARAMETER} && {_SP}['concurrent-limit'].trim().matches('^[0-9]*[1-9][0-9]*$'))",
-            f"'concurrent-limit ' + {_SP}['concurrent-limit'] + ' is not a whole number of at "
+            f"'concurrent-limit ' + {cel_shown(_CONCURRENT)} + ' is not a whole number of at "
             "least 1 (at 0 Longhorn starts no worker and the restore hangs); write a quoted "
             'integer such as "2", or leave it out for the backup-concurrent-limit setting\'',
             path=(*PARAMS, "concurrent-limit"),
@@ -160,7 +162,7 @@ def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             f"{MAX_CEL_PARAMETER} && ({_SP}['backup-target-name'].trim() == '' || "
             f"(size({_SP}['backup-target-name'].trim()) <= {MAX_NAME_LENGTH} && "
             f"{_SP}['backup-target-name'].trim().matches({cel_regex(LONGHORN_NAME)}))))",
-            f"'backup-target-name ' + {_SP}['backup-target-name'] + ' is not a valid name: 2 "
+            f"'backup-target-name ' + {cel_shown(_TARGET_NAME)} + ' is not a valid name: 2 "
             f"to {MAX_NAME_LENGTH} lower-case letters, digits, -, _ or ., starting with a "
             "letter or digit'",
             path=(*PARAMS, "backup-target-name"),

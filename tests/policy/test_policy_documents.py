@@ -48,7 +48,7 @@ def test_rules_that_read_cluster_facts_say_so() -> None:
 
 # Kubernetes' CEL environment at 1.30: standard CEL, the strings extension and the URL
 # library (docs/policy.md).
-KUBERNETES_CEL = {"has", "size", "string", "matches", "all", "filter", "endsWith"}
+KUBERNETES_CEL = {"has", "size", "string", "matches", "all", "filter", "map", "endsWith"}
 KUBERNETES_CEL |= {"trim", "lowerAscii", "substring", "indexOf", "lastIndexOf", "join", "split"}
 KUBERNETES_CEL |= {"isURL", "url", "getHostname"}
 
