@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from longhorn_bi.engine.rules.schema import cel_string
+
 LOCALHOST_NAMES = ("localhost", "localhost.localdomain")
 # Python's IPv6 text is at most 45 characters before a scope (`%zone`); the policy bounds the
 # regular expression's input by it.
@@ -76,15 +78,11 @@ def cel_is_loopback(host: str) -> str:
     )
     return (
         f"({host} in {_cel_list(LOCALHOST_NAMES)} || {host}.endsWith('.localhost') || "
-        f"{host}.matches({_cel_string(IPV4_PATTERN.pattern)}) || "
+        f"{host}.matches({cel_string(IPV4_PATTERN.pattern)}) || "
         f"(size({address}) <= {MAX_IPV6_TEXT} && {scope_ok} && "
-        f"{address}.matches({_cel_string(IPV6_PATTERN.pattern)})))"
+        f"{address}.matches({cel_string(IPV6_PATTERN.pattern)})))"
     )
 
 
 def _cel_list(values: tuple[str, ...]) -> str:
-    return "[" + ", ".join(map(_cel_string, values)) + "]"
-
-
-def _cel_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "[" + ", ".join(map(cel_string, values)) + "]"

@@ -129,6 +129,11 @@ def cel_shown(value: str) -> str:
     )
 
 
+def cel_string(text: str) -> str:
+    """A CEL string literal of any text."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def cel_regex(pattern: re.Pattern[str]) -> str:
     """A CEL (RE2) string literal of a Python pattern written in their common subset, anchored
     as `match` anchors it (`\\Z` becomes `$`, which RE2 reads as the end of the text)."""

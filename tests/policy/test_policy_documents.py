@@ -17,7 +17,7 @@ from tests.support import run_cli
 
 # Object-only rules whose CEL form is not written yet (issue 12 follow-up): the list only
 # shrinks; a new rule must come with a CEL form or say why it has none.
-NOT_YET_IN_CEL = {"LHB201"}
+NOT_YET_IN_CEL: set[str] = set()
 
 
 def test_every_rule_has_a_cel_form_or_says_why_not() -> None:
@@ -49,6 +49,7 @@ def test_rules_that_read_cluster_facts_say_so() -> None:
 # Kubernetes' CEL environment at 1.30: standard CEL, the strings extension and the URL
 # library (docs/policy.md).
 KUBERNETES_CEL = {"has", "size", "string", "matches", "all", "filter", "map", "endsWith"}
+KUBERNETES_CEL |= {"startsWith", "contains"}
 KUBERNETES_CEL |= {"trim", "lowerAscii", "substring", "indexOf", "lastIndexOf", "join", "split"}
 KUBERNETES_CEL |= {"isURL", "url", "getHostname"}
 
