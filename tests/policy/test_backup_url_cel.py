@@ -25,7 +25,7 @@ from longhorn_bi.engine.rules.restore import MAX_CEL_PARAMETER
 from longhorn_bi.engine.versions import SUPPORTED_VERSIONS
 from tests.backup_url_cases import BACKUP_URLS
 from tests.policy.runtime import new_env
-from tests.policy.test_differential import CHECKSUM, assert_same, cel_verdict, python_verdict
+from tests.policy.test_differential import assert_same, cel_verdict, python_verdict, restore
 
 _ENV = new_env()
 _PLAIN: Any = _ENV.compile(cel_plain("object.u"))
@@ -56,13 +56,6 @@ def test_plain_urls_parse_and_certainly_bad_ones_do_not(url: str) -> None:
     if bad:
         assert not _parses(url), url
     event("plain" if plain else "certainly bad" if bad else "left to the webhook")
-
-
-def restore(url: str | None, target_name: str | None) -> dict[str, Any]:
-    params = {k: v for k, v in (("backup-url", url), ("backup-target-name", target_name)) if v}
-    return {"apiVersion": "longhorn.io/v1beta2", "kind": "BackingImage",
-            "metadata": {"name": "img"},
-            "spec": {"sourceType": "restore", "checksum": CHECKSUM, "sourceParameters": params}}  # fmt: skip
 
 
 @settings(max_examples=1000, deadline=None)

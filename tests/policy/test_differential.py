@@ -305,8 +305,9 @@ def download(url: str | None) -> dict[str, Any]:
 
 
 # Edits that break a validation, and objects on which the broken policy must then disagree.
-def restore(url: str, target_name: str = "") -> dict[str, Any]:
-    params = {"backup-url": url} | ({"backup-target-name": target_name} if target_name else {})
+def restore(url: str | None, target_name: str | None = None) -> dict[str, Any]:
+    pairs = (("backup-url", url), ("backup-target-name", target_name))
+    params = {key: value for key, value in pairs if value is not None}
     return {"apiVersion": "longhorn.io/v1beta2", "kind": "BackingImage",
             "metadata": {"name": "img"},
             "spec": {"sourceType": "restore", "checksum": CHECKSUM, "sourceParameters": params}}  # fmt: skip

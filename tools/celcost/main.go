@@ -222,7 +222,7 @@ func main() {
 		}
 	}
 	cases := worstCases()
-	fmt.Printf("%d validations and messages, %d matchConditions, %d objects (largest %d bytes)\n\n",
+	fmt.Printf("%d validations and messages, %d matchConditions, %d requests (largest object %d bytes)\n\n",
 		len(validations), len(conditions), len(cases), largest(cases))
 	report(validations, cases, perCallLimit, runtimeBudget, "validations")
 	report(conditions, cases, perCallLimit, matchConditionsBudget, "matchConditions")

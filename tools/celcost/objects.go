@@ -39,6 +39,10 @@ var fills = map[string]string{
 	"http URL":   "http://" + strings.Repeat("a", big-7),
 	"http path":  "http://example.com/" + strings.Repeat("a", big-19),
 	"backup URL": "s3://bucket@us-east-1/" + strings.Repeat("a", big-40) + "?backingImage=x",
+	// At the policy's own bounds (MAX_CEL_PARAMETER, MAX_CEL_URL), where its patterns run.
+	"backup URL of 4096": "s3://bucket@us-east-1/" + strings.Repeat("a", 4096-37) + "?backingImage=x",
+	"http URL of 8192":   "http://" + strings.Repeat("1", 8192-7),
+	"URL path of 8192":   "http://example.com/" + strings.Repeat("a", 8192-19),
 }
 
 func name() string { return strings.Repeat("n", 253) }
@@ -79,6 +83,19 @@ func manyEntries(value string) map[string]any {
 	return m
 }
 
+// longestLabels: as many labels as the policy judges (MAX_CEL_LABELS), each with the longest
+// valid key (a 253-character DNS subdomain, '/', a 63-character name) and value.
+func longestLabels() map[string]any {
+	segment := strings.Repeat("a", 62)
+	prefix := strings.Join([]string{segment, segment, segment, segment}, ".")[:249] + ".com"
+	labels := map[string]any{}
+	for i := 0; i < 256; i++ {
+		name := fmt.Sprintf("%063d", i)
+		labels[prefix+"/"+name] = strings.Repeat("v", 63)
+	}
+	return labels
+}
+
 func spec(obj map[string]any) map[string]any { return obj["spec"].(map[string]any) }
 
 func worstObjects() map[string]map[string]any {
@@ -115,6 +132,9 @@ func worstObjects() map[string]map[string]any {
 	obj := backup()
 	spec(obj)["labels"] = manyEntries("v")
 	objects["backup: spec.labels with many entries"] = obj
+	obj = backup()
+	spec(obj)["labels"] = longestLabels()
+	objects["backup: spec.labels, 256 of the longest valid keys"] = obj
 	obj = backup()
 	spec(obj)["labels"] = map[string]any{"team": fills["letters"]}
 	objects["backup: spec.labels with a large value"] = obj
