@@ -309,6 +309,10 @@ def _labels_pass(parent: str, label_ok: str) -> str:
             introduced_only=False,  # per label, in the expression
         ),
     ),
+    cel_partial=(
+        f"backups with more than {MAX_CEL_LABELS} spec.labels, and metadata.labels (the API "
+        "server's)"
+    ),
 )
 def check_labels(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """Object labels follow Kubernetes label syntax (the API server refuses others). A
