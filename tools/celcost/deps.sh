@@ -14,7 +14,8 @@ while read -r module version mirror ref folder; do
 	mkdir -p "$dest"
 	strip=0
 	[ "$folder" = . ] || strip=$(echo "$folder" | awk -F/ '{print NF}')
-	# Mirrors may lack their largest files: the packages celcost does not build are left out.
+	# Mirrors may lack their largest files: the packages celcost does not build are left out
+	# (git still names the missing blobs on stderr, and succeeds).
 	git -C "$MIRRORS/$mirror/repo" archive "$ref" "$folder" ':!collate' ':!date' | tar -x -C "$dest" \
 		--strip-components="$strip"
 	# The module's language version: vendor/modules.txt carries it to the compiler.
