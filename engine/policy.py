@@ -100,8 +100,10 @@ def policy_validations(version: LonghornVersion) -> list[tuple[Rule, Cel]]:
 @cache
 def enforced_rules(version: LonghornVersion) -> frozenset[str]:
     """The rules the policy of `version` enforces: a webhook beside it (the chart's mode
-    both) leaves them to the policy, so that no finding is reported twice."""
-    return frozenset(r.id for r, _ in policy_validations(version))
+    both) leaves them to the policy, so that no finding is reported twice. A rule whose CEL
+    form covers only part of it (`cel_partial`) stays with the webhook too: what the policy
+    leaves out would otherwise be judged by neither."""
+    return frozenset(r.id for r, _ in policy_validations(version) if not r.cel_partial)
 
 
 def _validation(rule: Rule, cel: Cel) -> dict[str, Any]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
+from longhorn_bi.engine.go_url import GoURLError, parse_request_uri
 from longhorn_bi.engine.names import LONGHORN_NAME, MAX_NAME_LENGTH, name_problem
 from longhorn_bi.engine.rules.base import (
     BACKING_IMAGE_MANAGER,
@@ -21,6 +20,7 @@ from longhorn_bi.engine.rules.base import (
     manager,
     rule,
 )
+from longhorn_bi.engine.rules.cel_hosts import cel_is_loopback, is_loopback_host
 from longhorn_bi.engine.rules.schema import (
     SOURCE_PARAMETERS,
     SOURCE_TYPES_V16,
@@ -28,6 +28,7 @@ from longhorn_bi.engine.rules.schema import (
     SYSTEM_SOURCE_PARAMETERS,
     cel_list,
     cel_regex,
+    cel_shown,
     source_types,
 )
 
@@ -83,6 +84,7 @@ def check_source_type(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
 
 
 # {sourceType: [known keys]} as a CEL map literal.
+MAX_CEL_LISTED = 16
 _KNOWN_PARAMETERS = (
     "{"
     + ", ".join(
@@ -105,9 +107,14 @@ _KNOWN_PARAMETERS = (
         Cel(
             f"!has(object.spec.sourceParameters) || object.spec.sourceParameters.all(k, k in "
             f"{_KNOWN_PARAMETERS}[object.spec.sourceType])",
+            # Listed only when there are few: filter visits every key.
+            f"size(object.spec.sourceParameters) > {MAX_CEL_LISTED} ? 'sourceParameters has ' + "
+            "string(size(object.spec.sourceParameters)) + ' keys, not all of them parameters of "
+            "sourceType ' + object.spec.sourceType + '; Longhorn ignores those' : "
             "'sourceParameters ' + object.spec.sourceParameters.filter(k, !(k in "
-            f"{_KNOWN_PARAMETERS}[object.spec.sourceType])).join(', ') + ' are not parameters of "
-            "sourceType ' + object.spec.sourceType + '; Longhorn ignores them'",
+            f"{_KNOWN_PARAMETERS}[object.spec.sourceType])).map(k, {cel_shown('k')}).join(', ') + "
+            "' are not parameters of sourceType ' + object.spec.sourceType + '; Longhorn ignores "
+            "them'",
             path=PARAMS,
         ),
     ),
@@ -204,15 +211,21 @@ def check_checksum(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         yield Finding(("spec", "checksum"), f"checksum is not a SHA-512 digest: {fix}")
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in {"localhost", "localhost.localdomain"} or host.lower().endswith(
-        ".localhost"
-    ):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+# Past this many characters a download URL is refused by the policy unparsed: it bounds the
+# cost of the string work (the Python check has no such bound; no real URL comes near it).
+MAX_CEL_URL = 8192
+_URL = "object.spec.sourceParameters['url']"
+_URL_GIVEN = "has(object.spec.sourceParameters) && 'url' in object.spec.sourceParameters"
+# Go's getScheme lower-cases the scheme: this is `scheme in [http, https]` without url(),
+# which fails on some scheme-less text that isURL accepts (a '//host' path).
+_HTTP = "'^[hH][tT][tT][pP][sS]?:'"
+# url() parses with url.Parse too, which fails on a bad escape in a fragment that
+# ParseRequestURI leaves alone: the host is read from the text before any '#'.
+_HOSTNAME = f"url({_URL}.trim().split('#')[0]).getHostname().lowerAscii()"
+_URL_CHECKED = (
+    f"size({_URL}) <= {MAX_CEL_URL} && {_URL}.trim() != '' && isURL({_URL}.trim()) && "
+    f"{_URL}.trim().matches({_HTTP})"
+)
 
 
 @rule(
@@ -226,12 +239,34 @@ def _is_loopback(host: str) -> bool:
         Citation(BACKING_IMAGE_MANAGER, "pkg/sync/handler.go", "1.6-1.12"),
     ),
     source_types={"download"},
+    cel=(
+        Cel(
+            _URL_GIVEN,
+            "'a download needs sourceParameters.url, the http(s) URL of the image'",
+            path=PARAMS,
+        ),
+        # The URL is not echoed: it may carry credentials (user:password@).
+        Cel(
+            f"!({_URL_GIVEN}) || ({_URL_CHECKED} && {_HOSTNAME} != '' && "
+            f"!{cel_is_loopback(_HOSTNAME)})",
+            f"{_URL}.trim() == '' ? 'url is empty; give the http(s) URL of the image' : "
+            f"size({_URL}) > {MAX_CEL_URL} ? 'url is over {MAX_CEL_URL} characters' : "
+            f"!isURL({_URL}.trim()) ? 'url cannot be parsed as Longhorn parses it (Go\\'s "
+            "url.ParseRequestURI); fix the URL' : "
+            f"!{_URL}.trim().matches({_HTTP}) || {_HOSTNAME} == '' ? "
+            "'url is not an http or https URL with a host' : "
+            "'url points at loopback, which is the downloading pod itself; use an address the "
+            "cluster can reach'",
+            path=(*PARAMS, "url"),
+        ),
+    ),
 )
 def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A download BackingImage needs `sourceParameters.url` (Longhorn's validator refuses
-    it empty), an http or https URL that is not a loopback address: the validator refuses
-    those from 1.12.1, and before that the download pod fails on them (it speaks only HTTP,
-    and loopback is the pod itself)."""
+    it empty), an http or https URL, parsed as Longhorn's validator parses it (Go's
+    url.ParseRequestURI), whose host is not loopback (nor 0.0.0.0 or ::, which reach the
+    same host): the validator refuses those from 1.12.1, and before that the download pod
+    fails on them (it speaks only HTTP, and loopback is the pod itself)."""
     if m.source_type != "download":
         return
     url = m.source_parameters.get("url")
@@ -244,13 +279,13 @@ def check_download_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             yield Finding((*PARAMS, "url"), "url is empty; give the http(s) URL of the image")
         return
     try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # an unclosed '[' in the host, say
+        parts = parse_request_uri(url)
+    except GoURLError as exc:  # an unclosed '[' in the host, say
         yield Finding((*PARAMS, "url"), f"url {url!r} cannot be parsed ({exc}); fix the URL")
         return
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         yield Finding((*PARAMS, "url"), f"url {url!r} is not an http or https URL with a host")
-    elif _is_loopback(parts.hostname):
+    elif is_loopback_host(parts.hostname):
         yield Finding(
             (*PARAMS, "url"),
             f"url {url!r} points at loopback, which is the downloading pod itself; use an address "
@@ -343,16 +378,16 @@ _ENCRYPTION = _param("encryption")
             path=PARAMS,
         ),
         Cel(
-            f"{_CLONE_SOURCE} == '' || ({_CLONE_SOURCE}.matches({cel_regex(LONGHORN_NAME)}) "
-            f"&& size({_CLONE_SOURCE}) <= {MAX_NAME_LENGTH} && (!has(object.metadata.name) || "
+            f"{_CLONE_SOURCE} == '' || (size({_CLONE_SOURCE}) <= {MAX_NAME_LENGTH} && "
+            f"{_CLONE_SOURCE}.matches({cel_regex(LONGHORN_NAME)}) && (!has(object.metadata.name) || "
             f"{_CLONE_SOURCE} != object.metadata.name))",
-            f"'backing-image ' + {_CLONE_SOURCE} + ' is not the name of another backing image: "
+            f"'backing-image ' + {cel_shown(_CLONE_SOURCE)} + ' is not the name of another backing image: "
             "2 to 253 lower-case letters, digits, -, _ or ., starting with a letter or digit'",
             path=(*PARAMS, "backing-image"),
         ),
         Cel(
             f"{_ENCRYPTION} in {cel_list(('', *ENCRYPTIONS))}",
-            f"'encryption ' + {_ENCRYPTION} + ' is not one of {', '.join(ENCRYPTIONS)}'",
+            f"'encryption ' + {cel_shown(_ENCRYPTION)} + ' is not one of {', '.join(ENCRYPTIONS)}'",
             path=(*PARAMS, "encryption"),
         ),
         *(
@@ -435,7 +470,9 @@ def check_clone(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             "!has(object.spec.sourceParameters) || !('export-type' in object.spec.sourceParameters)"
             " || object.spec.sourceParameters['export-type'].trim() in "
             + cel_list(("", *EXPORT_TYPES)),
-            "'export-type ' + object.spec.sourceParameters['export-type'] + ' is not one of raw, "
+            "'export-type ' + "
+            + cel_shown("object.spec.sourceParameters['export-type']")
+            + " + ' is not one of raw, "
             "qcow2'",
             path=(*PARAMS, "export-type"),
         ),
@@ -505,7 +542,7 @@ def check_data_engine(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
                 f"oldObject == null || !has(oldObject.spec) || !has(oldObject.spec.{field}) || "
                 f"oldObject.spec.{field} == '' || (has(object.spec) && has(object.spec.{field}) "
                 f"&& object.spec.{field} == oldObject.spec.{field})",
-                f"'spec.{field} was ' + oldObject.spec.{field} + '; Longhorn does not allow "
+                f"'spec.{field} was ' + {cel_shown(f'oldObject.spec.{field}')} + '; Longhorn does not allow "
                 "changing it, so keep that value'",
                 path=("spec", field),
                 versions="1.7-1.12",

@@ -17,7 +17,7 @@ from longhorn_bi.engine.rules.base import (
     manager,
     rule,
 )
-from longhorn_bi.engine.rules.schema import cel_list, cel_regex
+from longhorn_bi.engine.rules.schema import cel_list, cel_regex, cel_shown
 
 BBI = {"BackupBackingImage"}
 CONTROLLER = "controller/backup_backing_image_controller.go"
@@ -91,7 +91,9 @@ def check_user_created(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         Cel(
             f"!has(object.spec) || !has(object.spec.backingImage) || {_FINISHED} || "
             + _cel_name("object.spec.backingImage"),
-            "'backingImage ' + object.spec.backingImage + ' is not the name of a backing image: "
+            "'backingImage ' + "
+            + cel_shown("object.spec.backingImage")
+            + " + ' is not the name of a backing image: "
             f"2 to {MAX_NAME_LENGTH} lower-case letters, digits, -, _ or ., starting with a "
             "letter or digit'",
             path=("spec", "backingImage"),
@@ -163,7 +165,9 @@ def check_name_matches(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         Cel(
             "!has(object.spec) || !has(object.spec.backupTargetName) || "
             "object.spec.backupTargetName == '' || " + _cel_name("object.spec.backupTargetName"),
-            "'backupTargetName ' + object.spec.backupTargetName + ' is no BackupTarget name; "
+            "'backupTargetName ' + "
+            + cel_shown("object.spec.backupTargetName")
+            + " + ' is no BackupTarget name; "
             "Longhorn backs up to the default target instead'",
             path=("spec", "backupTargetName"),
             versions="1.8-1.12",

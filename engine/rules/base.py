@@ -273,12 +273,19 @@ class Rule:
     needs_facts: bool = False
     # Why an object-only rule has no CEL form (what a policy can never see), if so.
     not_in_policy: str = ""
+    # What of the rule its CEL form leaves to the webhook, when it cannot express all of it
+    # (tests/policy compares verdicts only where the CEL form decides).
+    cel_partial: str = ""
 
     @property
     def policy(self) -> str:
         """How the policy stands to the rule: in it, or why not (the catalogue's column)."""
         if self.cel:
-            return "in the policy"
+            return (
+                f"in the policy, but for {self.cel_partial}"
+                if self.cel_partial
+                else "in the policy"
+            )
         if self.needs_facts:
             return "webhook only: needs cluster facts"
         return f"not in the policy: {self.not_in_policy}" if self.not_in_policy else "webhook only"
@@ -305,13 +312,15 @@ def rule(
     cel: tuple[Cel, ...] = (),
     needs_facts: bool = False,
     not_in_policy: str = "",
+    cel_partial: str = "",
 ) -> Callable[[Check], Check]:
     """Register a check; its docstring is the rule's documentation. `source`: the Longhorn
     files (and version lines) it encodes; every rule has one. `source_types`: the source
     types it applies to, when it applies to only some (its check must be silent for others).
     `cel`: the same check as policy validations (tests/policy proves them equal);
     `needs_facts`: the rule reads cluster facts, so it has no CEL form; `not_in_policy`: why
-    an object-only rule has none (what a policy never sees)."""
+    an object-only rule has none (what a policy never sees); `cel_partial`: what the CEL form
+    leaves to the webhook, when it covers only part of the rule."""
 
     def register(check: Check) -> Check:
         if any(existing.id == rule_id for existing in RULES):
@@ -320,6 +329,8 @@ def rule(
             raise ValueError(f"rule {rule_id} cites no Longhorn source")
         if (needs_facts or not_in_policy) and cel:
             raise ValueError(f"rule {rule_id} has a CEL form and says it cannot have one")
+        if cel_partial and not cel:
+            raise ValueError(f"rule {rule_id} says what its CEL form leaves out but has none")
         doc = " ".join((check.__doc__ or "").split())
         only = frozenset(source_types) if source_types is not None else None
         RULES.append(
@@ -336,6 +347,7 @@ def rule(
                 cel,
                 needs_facts,
                 not_in_policy,
+                cel_partial,
             )
         )
         return check

@@ -17,7 +17,8 @@ from longhorn_bi.engine.rules.base import (
     manager,
     rule,
 )
-from longhorn_bi.engine.rules.schema import cel_regex
+from longhorn_bi.engine.rules.cel_backup_url import cel_certainly_bad, cel_plain
+from longhorn_bi.engine.rules.schema import cel_regex, cel_shown
 
 BI = {"BackingImage"}
 PARAMS = ("spec", "sourceParameters")
@@ -27,6 +28,8 @@ MUTATOR = "webhook/resources/backingimage/mutator.go"
 MATCHED_SCHEMES = frozenset({"s3", "nfs", "cifs", "azblob"})
 # CEL: the restore's sourceParameters, and whether one is given. Values are strings (the CRD).
 _SP = "object.spec.sourceParameters"
+_CONCURRENT = f"{_SP}['concurrent-limit']"
+_TARGET_NAME = f"{_SP}['backup-target-name']"
 
 
 def _given(key: str) -> str:
@@ -36,6 +39,11 @@ def _given(key: str) -> str:
 # Past this many characters a parameter is refused by the policy unread: it bounds the cost of
 # the string work (the Python check has no such bound; no real value comes near it).
 MAX_CEL_PARAMETER = 4096
+_URL = f"{_SP}['backup-url']"
+_URL_TRIMMED = f"{_URL}.trim()"
+# A vfs URL parse_backup_url accepts; whether backup-target-name is given (trimmed).
+_VFS_URL = f"({_URL_TRIMMED}.startsWith('vfs://') && {cel_plain(_URL_TRIMMED)})"
+_NAMED = f"({_given('backup-target-name')} && {_TARGET_NAME}.trim() != '')"
 
 
 @rule(
@@ -50,6 +58,45 @@ MAX_CEL_PARAMETER = 4096
         manager(MUTATOR, "1.8-1.12"),
     ),
     source_types=RESTORE,
+    cel=(
+        Cel(
+            _given("backup-url"),
+            "'a restore needs sourceParameters.backup-url; copy status.url of the "
+            "BackupBackingImage (kubectl longhorn-bi restore --from-backup does it for you)'",
+            path=PARAMS,
+        ),
+        # The URL is not echoed: it may carry credentials.
+        Cel(
+            f"!({_given('backup-url')}) || size({_URL}) > {MAX_CEL_PARAMETER} || "
+            f"!{cel_certainly_bad(_URL_TRIMMED)}",
+            "'backup-url is not a backup URL: it needs a backupstore target (s3, nfs, cifs, "
+            "azblob or vfs://) and ?backingImage=NAME, with no space or control character; copy "
+            "status.url of the BackupBackingImage'",
+            path=(*PARAMS, "backup-url"),
+        ),
+        *(
+            Cel(
+                f"!({_given('backup-url')}) || size({_URL}) > {MAX_CEL_PARAMETER} || "
+                f"!{_VFS_URL} || {'!' if named else ''}{_NAMED}",
+                "'Longhorn 1.8 and later have no vfs backup targets (s3, nfs, cifs or azblob "
+                + (
+                    "only); the restore reads from the named target instead'"
+                    if named
+                    else "only), and its mutator refuses a restore it cannot match to one'"
+                ),
+                path=(*PARAMS, "backup-url"),
+                severity=Severity.WARNING if named else None,
+                versions="1.8-1.12",
+            )
+            for named in (False, True)
+        ),
+    ),
+    # Where the CEL form cannot decide (docs/policy.md): engine/rules/cel_backup_url.py.
+    cel_partial=(
+        "backup URLs neither certainly bad nor in the plain form Longhorn writes "
+        "(%-escapes, ports, IPv6 hosts, more query parameters), and those over "
+        f"{MAX_CEL_PARAMETER} characters"
+    ),
 )
 def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
     """A restore needs `backup-url`: a target URL (s3, nfs, cifs, azblob; vfs only before
@@ -106,7 +153,7 @@ def check_backup_url(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
         Cel(
             f"!({_given('concurrent-limit')}) || (size({_SP}['concurrent-limit']) <= "
             f"{MAX_CEL_PARAMETER} && {_SP}['concurrent-limit'].trim().matches('^[0-9]*[1-9][0-9]*$'))",
-            f"'concurrent-limit ' + {_SP}['concurrent-limit'] + ' is not a whole number of at "
+            f"'concurrent-limit ' + {cel_shown(_CONCURRENT)} + ' is not a whole number of at "
             "least 1 (at 0 Longhorn starts no worker and the restore hangs); write a quoted "
             'integer such as "2", or leave it out for the backup-concurrent-limit setting\'',
             path=(*PARAMS, "concurrent-limit"),
@@ -160,7 +207,7 @@ def check_concurrent_limit(m: Manifest, ctx: RuleContext) -> Iterator[Finding]:
             f"{MAX_CEL_PARAMETER} && ({_SP}['backup-target-name'].trim() == '' || "
             f"(size({_SP}['backup-target-name'].trim()) <= {MAX_NAME_LENGTH} && "
             f"{_SP}['backup-target-name'].trim().matches({cel_regex(LONGHORN_NAME)}))))",
-            f"'backup-target-name ' + {_SP}['backup-target-name'] + ' is not a valid name: 2 "
+            f"'backup-target-name ' + {cel_shown(_TARGET_NAME)} + ' is not a valid name: 2 "
             f"to {MAX_NAME_LENGTH} lower-case letters, digits, -, _ or ., starting with a "
             "letter or digit'",
             path=(*PARAMS, "backup-target-name"),

@@ -116,6 +116,24 @@ def cel_list(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"
 
 
+# A value a message echoes is cut to this many characters: the CRDs bound no string, and a
+# message that copies a 3 MiB value costs most of a CEL call's limit (docs/policy.md).
+MAX_CEL_SHOWN = 100
+
+
+def cel_shown(value: str) -> str:
+    """CEL: `value` (a string expression) as a message shows it, cut to MAX_CEL_SHOWN."""
+    return (
+        f"(size({value}) <= {MAX_CEL_SHOWN} ? {value} : "
+        f"{value}.substring(0, {MAX_CEL_SHOWN}) + '...')"
+    )
+
+
+def cel_string(text: str) -> str:
+    """A CEL string literal of any text."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def cel_regex(pattern: re.Pattern[str]) -> str:
     """A CEL (RE2) string literal of a Python pattern written in their common subset, anchored
     as `match` anchors it (`\\Z` becomes `$`, which RE2 reads as the end of the text)."""

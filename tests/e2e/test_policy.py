@@ -77,3 +77,14 @@ def test_the_api_server_warns_of_a_warning(policy: RealCluster) -> None:
     )
     assert "Warning:" in result.stderr and "[LHB105] spec.minNumberOfCopies" in result.stderr
     policy.kubectl("delete", "backingimage", "e2e-min-copies-zero", "-n", policy.namespace)
+
+
+def test_the_api_server_parses_a_download_url_with_its_url_library(policy: RealCluster) -> None:
+    """LHB104 calls Kubernetes' isURL() and url(): the real library finds the loopback host."""
+    result = policy.kubectl(
+        "create", "--dry-run=server", "-n", policy.namespace, "-f", "-",
+        stdin=_image("e2e-loopback", sourceParameters={"url": "http://[::1]:8000/x.raw"}),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "[LHB104] spec.sourceParameters.url: url points at loopback" in result.stderr

@@ -444,3 +444,8 @@ async def test_policy_enforced_leaves_the_policy_rules_to_it(aiohttp_client) -> 
     synced = backup("ghost-0a1b2c3d", userCreated=False, backingImage="ghost")
     answer = await _answer(beside, review(synced))  # LHB402 needs facts: still denied here
     assert answer["allowed"] is False and "[LHB402]" in answer["status"]["message"]
+    # LHB201 is in the policy only in part (cel_partial): a backup URL the policy leaves
+    # to the webhook (a port in the target) is still judged here.
+    restore = backing_image(sourceParameters={"backup-url": "nfs://server:2049/x?backingImage=img"})
+    answer = await _answer(beside, review(restore))
+    assert answer["allowed"] is False and "[LHB201]" in answer["status"]["message"]
