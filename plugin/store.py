@@ -165,6 +165,12 @@ def backup(
     "--concurrent-limit", type=int, default=4, show_default=True, help="Restore workers (>= 1)."
 )
 @click.option("--checksum", default=None, help="Expected SHA-512 (default: the backup's own).")
+@click.option(
+    "--verify-blocks",
+    is_flag=True,
+    help="Check every block against its name while restoring, as Longhorn does (by default "
+    "only when no image SHA-512 is known; a mismatch then names the bad blocks).",
+)
 @MOUNT_POINT
 @OUTPUT
 def restore(
@@ -173,6 +179,7 @@ def restore(
     output_file: str,
     concurrent_limit: int,
     checksum: str | None,
+    verify_blocks: bool,
     mount_point: str | None,
     fmt: str,
 ) -> None:
@@ -190,6 +197,7 @@ def restore(
             checksum=checksum,
             store_options=_options(mount_point),
             progress=progress,
+            verify_blocks=verify_blocks,
         )
     doc = {
         "url": result.url,
