@@ -55,6 +55,9 @@ def store() -> None:
     without mounting, credentials from CIFS_USERNAME and CIFS_PASSWORD; ?cifsOptions=port=N
     for another port). The layout is Longhorn's own, so Longhorn restores these backups.
     """
+    from longhorn_bi.engine.store.arena import use_one_arena
+
+    use_one_arena()  # before any worker thread: peak RSS (engine/store/arena.py)
 
 
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -184,21 +187,29 @@ def restore(
     fmt: str,
 ) -> None:
     """Restore the backup at URL (TARGET?backingImage=NAME) into a file, checked by SHA-512."""
+    from longhorn_bi.engine.backup_url import parse_backup_url
     from longhorn_bi.engine.store.admin import inspect_backup
+    from longhorn_bi.engine.store.drivers import open_store
     from longhorn_bi.engine.store.restore import check_restore_args, restore_backup
 
     check_restore_args(concurrent_limit, checksum)
-    info = inspect_backup(url, store_options=_options(mount_point))
-    with progress_bar(info.size, "restore") as progress:
-        result = restore_backup(
-            url,
-            output_file,
-            concurrent_limit=concurrent_limit,
-            checksum=checksum,
-            store_options=_options(mount_point),
-            progress=progress,
-            verify_blocks=verify_blocks,
-        )
+    # One store for the size and the restore: a second S3 client cost 8 MiB of peak RSS
+    # and 0.1 s, a second NFS mount more.
+    store = open_store(parse_backup_url(url).target, _options(mount_point))
+    try:
+        info = inspect_backup(url, store=store)
+        with progress_bar(info.size, "restore") as progress:
+            result = restore_backup(
+                url,
+                output_file,
+                concurrent_limit=concurrent_limit,
+                checksum=checksum,
+                store=store,
+                progress=progress,
+                verify_blocks=verify_blocks,
+            )
+    finally:
+        store.close()
     doc = {
         "url": result.url,
         "name": result.name,
