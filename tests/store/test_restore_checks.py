@@ -8,7 +8,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import boto3
 import lz4.frame
 import pytest
 
@@ -20,7 +19,7 @@ from longhorn_bi.engine.store.drivers import open_store
 from longhorn_bi.engine.store.layout import block_key, block_name
 from longhorn_bi.engine.store.restore import restore_backup
 from tests.store.reference_store import BLOCK, make_sparse_file
-from tests.store.s3_server import ACCESS_KEY, SECRET_KEY
+from tests.store.s3_server import moto_client
 
 DIAGNOSED = "does not match its SHA-512; "
 PER_BLOCK = "does not match its name"
@@ -148,13 +147,7 @@ def test_corrupt_block_on_s3_is_named(tmp_path, s3_bucket, fast_locks, moto_endp
     image, _ = _image(tmp_path)
     target = f"s3://{s3_bucket}@us-east-1/backups/"
     url = backup_image(image, target, "parrot", concurrency=3, lock_timings=fast_locks).url
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
+    client = moto_client(moto_endpoint)
     (key,) = _keys(target, [2 * BLOCK])
     body = client.get_object(Bucket=s3_bucket, Key=f"backups/{key}")["Body"].read()
     client.put_object(Bucket=s3_bucket, Key=f"backups/{key}", Body=_flip(body))
