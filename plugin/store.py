@@ -55,9 +55,6 @@ def store() -> None:
     without mounting, credentials from CIFS_USERNAME and CIFS_PASSWORD; ?cifsOptions=port=N
     for another port). The layout is Longhorn's own, so Longhorn restores these backups.
     """
-    from longhorn_bi.engine.store.arena import use_one_arena
-
-    use_one_arena()  # before any worker thread: peak RSS (engine/store/arena.py)
 
 
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -189,10 +186,12 @@ def restore(
     """Restore the backup at URL (TARGET?backingImage=NAME) into a file, checked by SHA-512."""
     from longhorn_bi.engine.backup_url import parse_backup_url
     from longhorn_bi.engine.store.admin import inspect_backup
+    from longhorn_bi.engine.store.arena import use_one_arena
     from longhorn_bi.engine.store.drivers import open_store
     from longhorn_bi.engine.store.restore import check_restore_args, restore_backup
 
     check_restore_args(concurrent_limit, checksum)
+    use_one_arena()  # before any worker thread: peak RSS (engine/store/arena.py)
     # One store for the size and the restore: a second S3 client cost 8 MiB of peak RSS
     # and 0.1 s, a second NFS mount more.
     store = open_store(parse_backup_url(url).target, _options(mount_point))
