@@ -24,8 +24,10 @@ from longhorn_bi.engine.names import (
 )
 from longhorn_bi.engine.store.backup_pipeline import (
     BlockUploader,
+    HeadStart,
     ImageHash,
     check_unchanged,
+    data_blocks,
     data_extents,
     store_blocks,
 )
@@ -122,6 +124,7 @@ def backup_image(
     own_store = store is None
     store = store or open_store(parsed, store_options)
     whole: ImageHash | None = None
+    head: HeadStart | None = None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -137,8 +140,11 @@ def backup_image(
         extents = data_extents(fd, size)
         # Reading the local image is no store access: its hash runs through the lock wait.
         whole = ImageHash(fd, size, extents)
+        items = data_blocks(size, extents)
+        head = HeadStart(fd, items, whole)  # names blocks through the lock wait too
         # Locked before anything is read or written, the "already complete" answer too.
         with BackupstoreLock(store, BACKUP_LOCK, lock_timings) as lock:
+            named = head.finish()
             existing = load_cfg(store, name)
             if existing is not None and existing.complete:
                 return _already(url, existing)
@@ -153,7 +159,7 @@ def backup_image(
             )
             save_cfg(store, cfg)  # in progress: no Blocks, no CompleteTime
             uploader = BlockUploader(store, compression)
-            stored = store_blocks(fd, size, extents, uploader, concurrency, whole, progress)
+            stored = store_blocks(fd, size, items, uploader, concurrency, whole, progress, named)
             checksum = whole.result()
             check_unchanged(fd, whole.stamp)
             store.sync()  # every block is on stable storage before a cfg claims it
@@ -177,8 +183,10 @@ def backup_image(
             already=False,
         )
     finally:
+        if head is not None:
+            head.finish()  # before its file is closed
         if whole is not None:
-            whole.stop()  # before its file is closed
+            whole.stop()
         os.close(fd)
         if own_store:
             store.close()

@@ -9,6 +9,9 @@ names (SHA-512 again), lz4 and the writes cost about as much again for a random 
   a block to be stored: it starts before the store's lock is acquired (reading the local
   image is no store access) and runs through the lock wait. It only pauses 1 GiB ahead of
   the workers, so that their second read stays in the page cache, lending them its core.
+- `HeadStart` names blocks (SHA-512) on the core the hash leaves while the store's lock is
+  being acquired (0.2 s on a local store, 2 s on NFS and S3): a name needs no store access,
+  and only names are kept, so memory does not grow with the wait.
 - `store_blocks` workers each take the next block, skip it if the hash thread found it all
   zero, else read it (from the page cache: a cached read costs 0.06 CPU-s per GiB), skip it
   when all zero (a memcmp), name it, compress it and write it. While the hash runs, only
@@ -160,6 +163,7 @@ class ImageHash:
         self._error: BaseException | None = None
         self._digest = ""
         self.worker_position = 0  # offset of the next block the workers take (set by them)
+        self.position = 0  # how far the image has been read and hashed
         self.zero_blocks: set[int] = set()  # offsets of all-zero blocks read so far
         self.stamp = _stamp(fd)
         self._thread = threading.Thread(target=self._run, name="image-hash", daemon=True)
@@ -198,6 +202,7 @@ class ImageHash:
                 hash_zeros(whole, end - position)
                 if zero and read:
                     self.zero_blocks.add(offset)  # set.add is atomic
+                self.position = end
             self._digest = whole.hexdigest()
         except BaseException as exc:  # raised by result(), on the caller's thread
             self._error = exc
@@ -212,6 +217,9 @@ class ImageHash:
         finally:
             self.tokens.reclaim()
 
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def result(self) -> str:
         self._thread.join()
         if self._error is not None:
@@ -221,6 +229,59 @@ class ImageHash:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def data_blocks(size: int, extents: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(offset, length) of every block that holds data, in order."""
+    offsets = range(0, size, BLOCK_SIZE)
+    return [
+        (offset, min(BLOCK_SIZE, size - offset))
+        for offset, has_data in zip(offsets, block_has_data(extents), strict=False)
+        if has_data
+    ]
+
+
+class HeadStart:
+    """Block names computed before the store's lock is held, on the worker core that would
+    otherwise idle through the lock wait (the hash has the other): 0.2 CPU-s of a 1 GiB
+    backup's 3.5 on a local store, all the names of a 1 GiB image in the 2 s of NFS and S3.
+    It reads each block after the hash has (from the page cache) and with a CPU token, as a
+    worker does; compressing and writing wait for the lock (they need the store: dedup)."""
+
+    def __init__(self, fd: int, blocks: list[tuple[int, int]], whole: ImageHash) -> None:
+        self.names: dict[int, str] = {}  # offset -> name, of blocks with non-zero data
+        self._fd = fd
+        self._blocks = blocks
+        self._whole = whole
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="head-start", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        buffer = bytearray(BLOCK_SIZE)
+        whole = self._whole
+        try:
+            for offset, length in self._blocks:
+                while whole.position < offset + length:  # behind the hash: a cached read
+                    if self._stop.wait(0.002) or not whole.running():
+                        return
+                if offset in whole.zero_blocks:
+                    continue
+                with whole.tokens:
+                    if self._stop.is_set():
+                        return
+                    view = memoryview(buffer)[:length]
+                    read_exact(self._fd, view, offset)
+                    if not all_zero(buffer, length):
+                        self.names[offset] = block_name(view)
+        except BackupstoreError:  # the workers read the block again and report it
+            pass
+
+    def finish(self) -> dict[int, str]:
+        """Stop (after the block in hand) and give the names found so far."""
+        self._stop.set()
+        self._thread.join()
+        return self.names
 
 
 class BlockUploader:
@@ -234,9 +295,10 @@ class BlockUploader:
         self.new_blocks = 0
         self.stored_bytes = 0
 
-    def prepare(self, data: memoryview) -> tuple[str, Payload | None]:
-        """The block's name, and what to store under it (None: claimed or stored already)."""
-        name = block_name(data)
+    def prepare(self, data: memoryview, name: str = "") -> tuple[str, Payload | None]:
+        """The block's name (given, or computed), and what to store under it (None: claimed
+        or stored already)."""
+        name = name or block_name(data)
         with self._mutex:
             if name in self._claimed:
                 return name, None
@@ -270,14 +332,8 @@ class StoredBlocks:
 class _Blocks:
     """The work list the workers share: next() hands out each block with data once."""
 
-    def __init__(self, size: int, extents: list[tuple[int, int]], whole: ImageHash) -> None:
+    def __init__(self, size: int, items: list[tuple[int, int]], whole: ImageHash) -> None:
         self._whole = whole
-        offsets = range(0, size, BLOCK_SIZE)
-        items = [
-            (offset, min(BLOCK_SIZE, size - offset))
-            for offset, has_data in zip(offsets, block_has_data(extents), strict=False)
-            if has_data
-        ]
         self.hole_bytes = size - sum(length for _, length in items)  # not read
         self._items = iter(items)
         self._mutex = threading.Lock()
@@ -297,15 +353,18 @@ class _Blocks:
 def store_blocks(
     fd: int,
     size: int,
-    extents: list[tuple[int, int]],
+    items: list[tuple[int, int]],
     uploader: BlockUploader,
     workers: int,
     whole: ImageHash,
     progress: Progress | None,
+    named: dict[int, str] | None = None,
 ) -> StoredBlocks:
-    """Read, name, compress and store every block with data on `workers` threads, sharing
-    the CPU with the image hash `whole` (its tokens) and telling it how far they are."""
-    blocks = _Blocks(size, extents, whole)
+    """Read, name, compress and store the blocks `items` (data_blocks) on `workers` threads,
+    sharing the CPU with the image hash `whole` (its tokens) and telling it how far they
+    are. `named`: names found already (HeadStart), of blocks known to hold data."""
+    blocks = _Blocks(size, items, whole)
+    named = named or {}
     tokens = whole.tokens
     refs: list[BlockRef] = []
     zeros: list[int] = []
@@ -322,12 +381,13 @@ def store_blocks(
                     zeros.append(offset)
                     blocks.done_bytes += length
                     continue
+                known = named.get(offset, "")
                 with tokens:
                     read_exact(fd, view, offset)
-                    if all_zero(buffer, length):
+                    if not known and all_zero(buffer, length):
                         zeros.append(offset)  # list.append is atomic
                     else:
-                        name, payload = uploader.prepare(view)
+                        name, payload = uploader.prepare(view, known)
                 if payload is not None:
                     uploader.write(name, payload)  # no token: mostly waiting for the disk
                 if name:

@@ -40,23 +40,27 @@ _bucket_counter = iter(range(1, 1_000_000))
 @pytest.fixture
 def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh bucket; the environment carries Longhorn's credential keys. Returns its name."""
-    import boto3
-
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.setenv("AWS_ENDPOINTS", moto_endpoint)
     for var in ("VIRTUAL_HOSTED_STYLE", "AWS_CERT", "HTTP_PROXY", "HTTPS_PROXY", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     name = f"bucket-{next(_bucket_counter)}"
-    client = boto3.client(
+    moto_client(moto_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+def moto_client(endpoint: str) -> Any:
+    """A boto3 S3 client of the test server, to look at or damage what a test stored."""
+    import boto3
+
+    return boto3.client(
         "s3",
-        endpoint_url=moto_endpoint,
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
     )
-    client.create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture

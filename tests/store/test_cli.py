@@ -98,6 +98,10 @@ def test_verify_names_the_bad_offset_and_exits_1(tmp_path) -> None:
     failed = run("store", "restore", url, "--output", str(out))
     assert failed.returncode == 1 and f"offset {BLOCK}" in failed.stderr
     assert not out.exists()
+    checked = run("store", "restore", url, "--output", str(out), "--verify-blocks")
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert f"offset {BLOCK}" in checked.stderr and "does not match its name" in checked.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

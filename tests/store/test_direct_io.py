@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from longhorn_bi.engine.errors import BackupstoreError
-from longhorn_bi.engine.store import direct_write
+from longhorn_bi.engine.store import backup_pipeline, direct_write
 from longhorn_bi.engine.store.backup import backup_image
 from longhorn_bi.engine.store.backup_pipeline import (
     CpuTokens,
@@ -20,6 +21,8 @@ from longhorn_bi.engine.store.backup_pipeline import (
 )
 from longhorn_bi.engine.store.block_writer import DirectOutput
 from longhorn_bi.engine.store.drivers import open_store
+from longhorn_bi.engine.store.layout import block_name
+from longhorn_bi.engine.store.locks import LockTimings
 from longhorn_bi.engine.store.restore import restore_backup
 from tests.store.reference_store import BLOCK, make_sparse_file
 
@@ -184,3 +187,27 @@ def test_fully_cached_tells_a_cached_file_from_a_dropped_one(tmp_path) -> None:
         assert not direct_write.fully_cached(fd, BLOCK)
     finally:
         os.close(fd)
+
+
+def test_block_names_are_computed_during_the_lock_wait(tmp_path, monkeypatch) -> None:
+    # Longhorn's lock wait leaves a core idle: the blocks are named then, once each, and the
+    # workers that store them after the lock use those names.
+    chunks = {i * BLOCK: hashlib.shake_256(bytes([i])).digest(BLOCK) for i in (0, 1, 3)}
+    chunks[4 * BLOCK] = bytes(BLOCK)  # written, all zero: never named
+    image = tmp_path / "image.raw"
+    content = make_sparse_file(image, 5 * BLOCK, chunks)
+    threads: list[str] = []
+    real = block_name
+
+    def recorded(data: backup_pipeline.Payload) -> str:
+        threads.append(threading.current_thread().name)
+        return real(data)
+
+    monkeypatch.setattr(backup_pipeline, "block_name", recorded)
+    slow = LockTimings(check_wait=1.0, check_interval=0.1, max_wait=5.0)
+    result = backup_image(image, f"vfs://{tmp_path / 'store'}", "parrot", lock_timings=slow)
+    assert threads == ["head-start"] * 3
+    assert result.block_count == 3 and result.zero_blocks == 1
+    out = tmp_path / "out.raw"
+    restore_backup(result.url, out, lock_timings=slow, verify_blocks=True)
+    assert out.read_bytes() == content

@@ -26,7 +26,7 @@ from urllib.parse import quote, quote_plus, unquote
 
 from longhorn_bi.engine.backup_url import BackupTarget, s3_key_prefix
 from longhorn_bi.engine.errors import BackupstoreError, InvalidInput, NotFound
-from longhorn_bi.engine.store.drivers.base import TooLarge, check_key, fill
+from longhorn_bi.engine.store.drivers.base import TooLarge, check_key, stream_into
 
 T = TypeVar("T")
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
@@ -255,7 +255,7 @@ class S3Store:
         return data
 
     def read_into(self, key: str, buffer: bytearray) -> int:
-        """One ranged GetObject: see base.fill."""
+        """One ranged GetObject, read into `buffer`: see base.stream_into."""
         from botocore.exceptions import ClientError
 
         full = self._key(key)
@@ -270,7 +270,7 @@ class S3Store:
                     return 0  # a range from offset 0 fails only on an empty object
                 raise
             with contextlib.closing(answer["Body"]) as body:
-                return fill(buffer, body.read())
+                return stream_into(buffer, body)
 
         return self._call(f"read of {key}", get)
 
