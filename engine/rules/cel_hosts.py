@@ -16,6 +16,7 @@ import re
 from longhorn_bi.engine.rules.schema import cel_string
 
 LOCALHOST_NAMES = ("localhost", "localhost.localdomain")
+_NAMES = (*LOCALHOST_NAMES, *(f"{name}." for name in LOCALHOST_NAMES))
 # Python's IPv6 text is at most 45 characters before a scope (`%zone`); the policy bounds the
 # regular expression's input by it.
 MAX_IPV6_TEXT = 45
@@ -54,7 +55,9 @@ def is_loopback_host(host: str) -> bool:
     0.0.0.0 and ::, which a client reaches as its own host. Longhorn refuses localhost,
     127.0.0.1, 0.0.0.0, ::1 and what resolves to loopback (go-common-libs net/ip.go
     IsLoopbackHost, vendored by longhorn-manager v1.12.1)."""
-    name = host.lower()
+    # A name with its final dot (`localhost.`) resolves as the name: Longhorn's LookupIP
+    # finds loopback for it too.
+    name = host.lower().removesuffix(".")
     if name in LOCALHOST_NAMES or name.endswith(".localhost"):
         return True
     try:
@@ -77,7 +80,8 @@ def cel_is_loopback(host: str) -> str:
         f"({scope} < 0 || ({host}.lastIndexOf('%') == {scope} && {scope} < size({host}) - 1))"
     )
     return (
-        f"({host} in {_cel_list(LOCALHOST_NAMES)} || {host}.endsWith('.localhost') || "
+        f"({host} in {_cel_list(_NAMES)} || {host}.endsWith('.localhost') || "
+        f"{host}.endsWith('.localhost.') || "
         f"{host}.matches({cel_string(IPV4_PATTERN.pattern)}) || "
         f"(size({address}) <= {MAX_IPV6_TEXT} && {scope_ok} && "
         f"{address}.matches({cel_string(IPV6_PATTERN.pattern)})))"

@@ -37,7 +37,11 @@ def ipv6_like(draw: st.DrawFn) -> str:
 
 
 HOST_NAMES = st.sampled_from(
-    [*HOSTS, "localhost.localdomain", "x.LOCALHOST", "localhostx", "127.0.0.1%x", "0.0.0.0"]
+    [
+        *HOSTS,
+        *("localhost.localdomain", "x.LOCALHOST", "localhostx", "127.0.0.1%x", "0.0.0.0"),
+        *("localhost.", "x.localhost.", "localhost..", "127.0.0.1.", "localhost.localdomain."),
+    ]
 )
 
 
@@ -52,6 +56,9 @@ def test_cel_and_python_refuse_the_same_hosts(host: str) -> None:
 def test_the_addresses_longhorn_names_are_refused() -> None:
     # go-common-libs net/ip.go IsLoopbackHost (longhorn-manager v1.12.1) names these.
     for host in ("localhost", "127.0.0.1", "0.0.0.0", "::1"):
+        assert cel_says(host) and is_loopback_host(host)
+    # Not named, but LookupIP finds only loopback for them (the final dot is the root).
+    for host in ("localhost.", "127.0.0.2"):
         assert cel_says(host) and is_loopback_host(host)
     for host in ("example.com", "10.0.0.1", "::2", "fe80::1", "::ffff:10.0.0.1"):
         assert not cel_says(host) and not is_loopback_host(host)
