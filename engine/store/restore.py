@@ -269,7 +269,10 @@ def _diagnose(copy: _Copy, out: Path) -> str:
     bad: list[BadBlock] = []
     digest = copy.run(None, check_names=True, bad=bad)
     if bad:
-        listed = "; ".join(f"offset {b.offset} ({b.key}): {b.problem}" for b in bad)
+        # A line, not a page: a rotten store can fail thousands of blocks.
+        listed = "; ".join(f"offset {b.offset} ({b.key}): {b.problem}" for b in bad[:20])
+        if len(bad) > 20:
+            listed += f"; and {len(bad) - 20} more"
         raise IntegrityError(
             f"the restored image does not match its SHA-512; {len(bad)} block(s) do not "
             f"match their names: {listed}",
