@@ -119,6 +119,10 @@ def _parse_target(url: str) -> BackupTarget:
         raise InvalidBackupURL("backup target URL is empty", hint="e.g. s3://bucket@us-east-1/")
     _check_chars(url)
     scheme, sep, _ = url.partition("://")
+    # Go's url.Parse lower-cases the scheme, and every Longhorn reader of these URLs goes
+    # through it (backupstore driver.go GetBackupStoreDriver, longhorn-manager's BackingImage
+    # mutator getBackupTargetURLAndBackingImageName, v1.6.4-v1.12.1): S3:// is s3://.
+    scheme = scheme.lower()
     if not sep:
         raise _fail(
             url, "has no scheme", f"start it with one of {', '.join(s + '://' for s in SCHEMES)}"

@@ -37,6 +37,9 @@ from longhorn_bi.engine.errors import InvalidBackupURL
         ),
         ("azblob://container/path", "azblob", "container", "", "/path"),
         ("vfs:///var/lib/longhorn-backupstore", "vfs", "", "", "/var/lib/longhorn-backupstore"),
+        # Go's url.Parse lower-cases the scheme, so Longhorn reads these as s3:// and nfs://.
+        ("S3://backupbucket@us-east-1/", "s3", "backupbucket", "us-east-1", "/"),
+        ("Nfs://server:/export", "nfs", "server", "", "/export"),
     ],
 )
 def test_targets_of_every_scheme_parse(

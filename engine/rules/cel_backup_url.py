@@ -43,7 +43,8 @@ _TARGETS = {
 _QUERY = rf"\?(nfsOptions=[A-Za-z0-9=,._:-]*&)?{BACKING_IMAGE_PARAM}="
 PLAIN = re.compile("^(" + "|".join(_TARGETS.values()) + f"){_QUERY}[a-z0-9][a-z0-9_.-]+$")
 AZBLOB_CONTAINER_LENGTH = re.compile("^azblob://[a-z0-9-]{3,63}[@/]")
-SCHEME = re.compile(f"^({'|'.join(SCHEMES)})://")
+# Case-blind, as Go's url.Parse reads a scheme (engine/backup_url.py); RE2 takes (?i) too.
+SCHEME = re.compile(f"(?i)^({'|'.join(SCHEMES)})://")
 CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # No path before the query (or the end): s3, nfs and azblob need one, cifs a share; a vfs
 # target has no host. urlsplit's path then is empty (or only '/').
