@@ -60,7 +60,11 @@ def _run_pod(cluster: Cluster, command: list[str], index: int) -> str:
 
 
 def _run_pods(
-    cluster: Cluster, job: dict[str, Any], folder: Path, fail_index: int | None = None
+    cluster: Cluster,
+    job: dict[str, Any],
+    folder: Path,
+    fail_index: int | None = None,
+    shards: int = SHARDS,
 ) -> list[str]:
     """Each index's container command, as its pod would run it; the outputs."""
     command = _mount_plan(cluster, job, folder)
@@ -70,7 +74,7 @@ def _run_pods(
             continue
         outputs.append(_run_pod(cluster, command, index))
     status: dict[str, Any] = {
-        "completedIndexes": ",".join(str(i) for i in range(SHARDS) if i != fail_index),
+        "completedIndexes": ",".join(str(i) for i in range(shards) if i != fail_index),
         "conditions": [{"type": "Complete" if fail_index is None else "Failed", "status": "True"}],
     }
     if fail_index is not None:
@@ -295,3 +299,27 @@ def test_an_empty_shard_is_a_no_op_and_a_deleted_backup_is_skipped(
     assert done.returncode == 0, done.stderr
     assert "SKIPPED bi-gone: deleted since the plan was made" in done.stdout
     assert notes_of(cluster.server, "bi-0")[VERIFY_RESULT] == "ok"
+
+
+def test_a_plan_the_job_cannot_own_is_named_and_the_run_goes_on(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    _seed(cluster, tmp_path, ["bi-0", "bi-1"])
+    cluster.server.forbid("patch", "configmaps", times=1)
+
+    def pods() -> None:
+        _run_pods(cluster, _wait_for_job(cluster), tmp_path / "plan", shards=2)
+
+    controller = Controller(pods)
+    controller.start()
+    result = cluster.cli(
+        "verify", "--in-cluster", "--all", "--shards", "2", env={"LONGHORN_BI_POLL": "0.05"}
+    )
+    controller.join()
+    assert result.returncode == 0, result.stderr
+    (plan,) = objects(cluster.server, "configmaps")
+    name = plan["metadata"]["name"]
+    assert "ownerReferences" not in plan["metadata"]
+    assert f"warning: configmap/{name} is not owned by the Job" in result.stderr
+    assert f"kubectl delete configmap {name} -n {NS}" in result.stderr
+    assert "2 backup(s): 2 ok" in result.stderr
