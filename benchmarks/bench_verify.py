@@ -9,7 +9,9 @@ network) the figures say what the verifier itself costs in CPU. On S3 (moto on 1
 and s3rver when installed: benchmarks/s3_servers.py) each worker waits on its requests and
 its 2 s lock, which is what more shards (pods) overlap; the local server shares this
 machine's cores with the workers, so it is a lower bound of what a real bucket gives. The
-workers are processes, as shards are pods: each verifies its stable shard of the backups.
+workers are processes, as shards are pods: each verifies its shard of the backups, split
+both ways in the same run: by a hash of the name (`verify --shards`, the chart's CronJob)
+and by the balanced plan of `verify --in-cluster`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from benchmarks.bench_data import WORK, make_image
 from benchmarks.common import result
 from benchmarks.measure import drop
 from longhorn_bi.engine.scrub.credentials import store_environment
-from longhorn_bi.engine.scrub.shards import shard
+from longhorn_bi.engine.scrub.shards import balanced_plan, shard
 from longhorn_bi.engine.store.backup import backup_image
 from longhorn_bi.engine.store.restore import restore_backup
 from longhorn_bi.engine.store.verify import verify_backup
@@ -84,11 +86,17 @@ def one_worker(kind: str, size_mib: int, concurrency: int) -> None:
     )
 
 
-def _shard(args: tuple[list[str], str, int, int]) -> int:
-    names, target, workers, index = args
-    for name in shard(names, workers, index):
+def _shard(args: tuple[list[str], str]) -> int:
+    names, target = args
+    for name in names:
         assert verify_backup(f"{target}?backingImage={name}", concurrent_limit=2).ok
-    return index
+    return len(names)
+
+
+def _split(names: list[str], workers: int, how: str, size: int) -> list[list[str]]:
+    if how == "hash":
+        return [shard(names, workers, i) for i in range(workers)]
+    return balanced_plan([(n, size) for n in names], workers)
 
 
 def _warm(index: int) -> int:
@@ -108,8 +116,9 @@ def many(kind: str, backups: int, backup_mib: int) -> None:
             backup_image(copy, target, name)
             copy.unlink()
         total = backups * backup_mib
-        for workers in (1, 2, 4):
-            jobs = [(names, target, workers, index) for index in range(workers)]
+        for workers, how in ((1, "hash"), (2, "hash"), (2, "plan"), (4, "hash"), (4, "plan")):
+            split = _split(names, workers, how, backup_mib * MIB)
+            jobs = [(part, target) for part in split]
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
                 pool.map(_warm, range(workers))  # process start and imports are not timed
                 start = time.perf_counter()
@@ -119,10 +128,11 @@ def many(kind: str, backups: int, backup_mib: int) -> None:
                 "verify.workers",
                 store=kind,
                 workers=workers,
+                split=how,
                 backups=backups,
                 total_mib=total,
-                # The hash split is stable, not even: the largest shard bounds the gain.
-                largest_shard=max(len(shard(names, workers, i)) for i in range(workers)),
+                # The largest shard bounds the gain: uneven by hash, even by the plan.
+                largest_shard=max(len(part) for part in split),
                 seconds=round(seconds, 2),
                 mib_s=round(total / seconds),
             )

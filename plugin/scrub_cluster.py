@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from longhorn_bi.engine.backup_url import parse_backup_url
@@ -23,6 +24,7 @@ from longhorn_bi.engine.errors import (
 from longhorn_bi.engine.facts import DEFAULT_TARGET_NAME
 from longhorn_bi.engine.scrub.credentials import credential_env, store_environment
 from longhorn_bi.engine.scrub.outcome import ERROR, FAILED, SKIPPED, Outcome, judge, timestamp
+from longhorn_bi.engine.scrub.plan import parse_plan
 from longhorn_bi.engine.scrub.shards import BlockSample, sample, shard
 from longhorn_bi.plugin.cluster_cmds import PLURAL, target_of
 from longhorn_bi.plugin.kube import Kube
@@ -194,3 +196,27 @@ def select(
     by_name = {str((o.get("metadata") or {}).get("name", "")): o for o in objects}
     chosen = shard(sample(by_name, fraction, seed), shards, index)
     return [by_name[name] for name in chosen]
+
+
+def planned(kube: Kube, plan_dir: str, index: int) -> tuple[list[dict[str, Any]], list[Outcome]]:
+    """The BackupBackingImages of shard `index`'s plan file (see verify --in-cluster), and a
+    skipped outcome for each planned backup deleted since the plugin made the plan."""
+    path = Path(plan_dir) / str(index)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InvalidInput(
+            f"no plan for shard {index}: {path} does not exist",
+            hint="--plan-dir is the folder of the plan's ConfigMap, one file per index "
+            "(JOB_COMPLETION_INDEX or --shard-index picks it)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the plan file {path}: {exc}") from None
+    names = parse_plan(text, index, str(path))
+    if not names:
+        return [], []
+    by_name = {name_of(o): o for o in kube.list(PLURAL)}
+    gone = [
+        Outcome(n, SKIPPED, "deleted since the plan was made") for n in names if n not in by_name
+    ]
+    return [by_name[n] for n in names if n in by_name], gone

@@ -1,13 +1,19 @@
 """`verify --in-cluster`: the same verification as an Indexed Job, followed to its summary.
 
-Each pod runs `verify` on its shard (JOB_COMPLETION_INDEX of --shards), a stable split by the
-backup's name; `backoffLimitPerIndex` retries a killed pod's shard alone. The pods' service
-account may only read the targets, their credential Secrets (by name) and the backups, patch
-the backups' annotations and create Events.
+The plugin lists the backups anyway, so it plans the split itself: longest processing time
+first over their sizes (engine/scrub/shards.py), written into a ConfigMap `<job>-plan` (one
+key per index) that the kubelet mounts read-only into every pod; each pod runs `verify
+--plan-dir` on its index's list (JOB_COMPLETION_INDEX). A retried index reads the same file,
+so `backoffLimitPerIndex` retries a killed pod's backups alone. The ConfigMap is owned by the
+Job, so the Job's TTL removes both. The pods' service account may only read the targets,
+their credential Secrets (by name) and the backups, patch the backups' annotations and
+create Events (the ConfigMap needs no permission: the kubelet reads it). The chart's CronJob
+has no plugin to plan for it and keeps the hash split of `verify --shards`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -16,12 +22,13 @@ from typing import Any
 
 import click
 
-from longhorn_bi.engine.errors import ExitCode, NotFound, WaitFailed
+from longhorn_bi.engine.errors import ClusterError, ExitCode, NotFound, WaitFailed
 from longhorn_bi.engine.scrub.outcome import OK, VERIFIED_AT, VERIFY_RESULT
-from longhorn_bi.engine.scrub.shards import check_shards
+from longhorn_bi.engine.scrub.plan import plan_data
+from longhorn_bi.engine.scrub.shards import balanced_plan, check_shards
 from longhorn_bi.plugin.cluster_cmds import PLURAL, target_of
 from longhorn_bi.plugin.kube import Kube, format_duration
-from longhorn_bi.plugin.scrub_cluster import read_target, select
+from longhorn_bi.plugin.scrub_cluster import name_of, read_target, select, stored_size
 
 NAME = "longhorn-bi-verify"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "kubectl-longhorn-bi"}
@@ -29,6 +36,8 @@ BACKOFF_PER_INDEX = 2
 TTL_AFTER_FINISHED = 24 * 3600
 POLL_ENV, POLL_DEFAULT = "LONGHORN_BI_POLL", 2.0  # seconds between looks at the Job
 TIMEOUT_ENV, TIMEOUT_DEFAULT = "LONGHORN_BI_VERIFY_TIMEOUT", 6 * 3600.0
+PLAN_DIR = "/plan"  # where each pod finds the plan's ConfigMap, a file per index
+PLAN_VOLUME = "plan"
 
 
 @dataclass(frozen=True)
@@ -45,16 +54,21 @@ class JobSpec:
 
 
 def worker_args(spec: JobSpec, namespace: str) -> list[str]:
-    """The pod's command line: this plugin's `verify`, its shard from JOB_COMPLETION_INDEX."""
-    args = ["kubectl-longhorn_bi", "verify", *spec.backups]
-    if spec.all_:
-        args.append("--all")
-    if spec.target:
-        args += ["--target", spec.target]
-    args += ["--sample", repr(spec.fraction), "--sample-backups", repr(spec.backup_fraction)]
-    args += ["--seed", spec.seed]
-    args += ["--shards", str(spec.shards), "--concurrency", str(spec.concurrency)]
+    """The pod's command line: this plugin's `verify` of its index's planned backups (the
+    backups were chosen, and sampled, by the plugin; --seed still draws the blocks)."""
+    args = ["kubectl-longhorn_bi", "verify", "--plan-dir", PLAN_DIR]
+    args += ["--sample", repr(spec.fraction), "--seed", spec.seed]
+    args += ["--concurrency", str(spec.concurrency)]
     return [*args, "-n", namespace]
+
+
+def plan_name(job: str) -> str:
+    return f"{job}-plan"
+
+
+def plan_object(namespace: str, job: str, plan: list[list[str]]) -> dict[str, Any]:
+    meta = {"name": plan_name(job), "namespace": namespace, "labels": LABELS}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": plan_data(plan)}
 
 
 def role_rules(secrets: list[str]) -> list[dict[str, Any]]:
@@ -110,6 +124,7 @@ def job_object(spec: JobSpec, namespace: str, name: str) -> dict[str, Any]:
         "name": "verify",
         "image": spec.image,
         "command": worker_args(spec, namespace),
+        "volumeMounts": [{"name": PLAN_VOLUME, "mountPath": PLAN_DIR, "readOnly": True}],
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -138,6 +153,7 @@ def job_object(spec: JobSpec, namespace: str, name: str) -> dict[str, Any]:
                     "restartPolicy": "Never",
                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
+                    "volumes": [{"name": PLAN_VOLUME, "configMap": {"name": plan_name(name)}}],
                 },
             },
         },
@@ -149,6 +165,7 @@ _PATHS = {
     "Role": ("rbac.authorization.k8s.io/v1", "roles"),
     "RoleBinding": ("rbac.authorization.k8s.io/v1", "rolebindings"),
     "Job": ("batch/v1", "jobs"),
+    "ConfigMap": ("", "configmaps"),
 }
 
 
@@ -217,7 +234,7 @@ def secrets_of(kube: Kube, objects: list[dict[str, Any]]) -> list[str]:
 
 
 def run_job(kube: Kube, spec: JobSpec) -> int:
-    """Create RBAC and the Job, follow it, print the summary; the exit code."""
+    """Create RBAC, the plan and the Job, follow it, print the summary; the exit code."""
     check_shards(spec.shards)
     chosen = select(
         kube,
@@ -229,16 +246,59 @@ def run_job(kube: Kube, spec: JobSpec) -> int:
         shards=1,
         index=0,
     )
+    plan = balanced_plan(((name_of(o), stored_size(o)) for o in chosen), spec.shards)
+    name = f"{NAME}-{int(time.time())}"
+    plan_obj = plan_object(kube.namespace, name, plan)  # refused here if it is too large
     for obj in rbac_objects(kube.namespace, secrets_of(kube, chosen)):
         put(kube, obj)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    name = f"{NAME}-{int(time.time())}"
-    put(kube, job_object(spec, kube.namespace, name))
+    put(kube, plan_obj)
+    try:
+        created = put(kube, job_object(spec, kube.namespace, name))
+    except BaseException:
+        with contextlib.suppress(ClusterError, NotFound):
+            delete_plan(kube, name)
+        raise
+    own_plan(kube, name, created)
+    loads = "/".join(str(len(names)) for names in plan)
     click.echo(
-        f"job.batch/{name} created: {spec.shards} shard(s), {len(chosen)} backup(s)", err=True
+        f"job.batch/{name} created: {spec.shards} shard(s), {len(chosen)} backup(s) "
+        f"({loads} by shard)",
+        err=True,
     )
     job = follow(kube, name, spec.shards)
     return summarize(kube, chosen, started, _finished(job) == "Complete")
+
+
+def own_plan(kube: Kube, name: str, job: Mapping[str, Any]) -> None:
+    """Make the Job the plan's owner, so that the Job's TTL (the garbage collector) deletes
+    the plan too; failing that, the plan stays behind, which is said."""
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name}
+    owner["uid"] = str((job.get("metadata") or {}).get("uid", ""))
+    body = {"metadata": {"ownerReferences": [owner]}}
+    path = kube.core_path("configmaps", plan_name(name))
+    try:
+        kube.rest(
+            "PATCH",
+            path,
+            verb="patch",
+            plural="configmaps",
+            name=plan_name(name),
+            body=body,
+            content_type="application/merge-patch+json",
+        )
+    except (ClusterError, NotFound) as exc:
+        click.echo(
+            f"warning: configmap/{plan_name(name)} is not owned by the Job ({exc.message}): "
+            f"delete it after the Job (kubectl delete configmap {plan_name(name)} "
+            f"-n {kube.namespace})",
+            err=True,
+        )
+
+
+def delete_plan(kube: Kube, name: str) -> None:
+    path = kube.core_path("configmaps", plan_name(name))
+    kube.rest("DELETE", path, verb="delete", plural="configmaps", name=plan_name(name))
 
 
 def summarize(kube: Kube, chosen: list[dict[str, Any]], started: str, complete: bool) -> int:

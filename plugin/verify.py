@@ -23,7 +23,7 @@ from longhorn_bi.plugin.cluster_cmds import PLURAL, human_size
 from longhorn_bi.plugin.kube import Kube, connection_from, connection_options, name_completer
 from longhorn_bi.plugin.options import namespace_option
 from longhorn_bi.plugin.progress import progress_bar
-from longhorn_bi.plugin.scrub_cluster import ClusterVerifier, select, stored_size
+from longhorn_bi.plugin.scrub_cluster import ClusterVerifier, planned, select, stored_size
 
 # The chart's image (repository and appVersion): the README builds it.
 DEFAULT_IMAGE = f"ghcr.io/longhorn-bi/longhorn-bi:{__version__}"
@@ -122,6 +122,11 @@ def report(outcomes: list[Outcome], fmt: str) -> None:
     help="This run's shard, 0..N-1 (an Indexed Job's pod takes JOB_COMPLETION_INDEX).",
 )
 @click.option(
+    "--plan-dir",
+    metavar="DIR",
+    help="Verify the backups listed in DIR/<shard index> (the plan --in-cluster mounts).",
+)
+@click.option(
     "--in-cluster", is_flag=True, help="Run as a Kubernetes Indexed Job of --shards pods."
 )
 @click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="--in-cluster: image.")
@@ -146,6 +151,7 @@ def verify(
     seed: str | None,
     shards: int,
     shard_index: int,
+    plan_dir: str | None,
     in_cluster: bool,
     image: str,
     concurrency: int,
@@ -162,6 +168,12 @@ def verify(
     Longhorn's own (read) lock, which keeps a deletion from removing blocks meanwhile."""
     check_fraction(fraction)
     check_fraction(backup_fraction, "--sample-backups")
+    if plan_dir and (backups or all_ or target or backup_fraction < 1 or shards > 1 or in_cluster):
+        raise InvalidInput(
+            "--plan-dir names the backups itself",
+            hint="give it without BACKUP..., --all, --target, --sample-backups, --shards "
+            "and --in-cluster",
+        )
     seed = seed_for(seed, fraction, backup_fraction, shards, in_cluster)
     kube = Kube(connection_from(namespace, connection))
     if in_cluster:
@@ -171,19 +183,24 @@ def verify(
             backups, all_, target, fraction, backup_fraction, seed, shards, image, concurrency
         )
         click.get_current_context().exit(run_job(kube, spec))
-    chosen = select(
-        kube,
-        backups,
-        all_=all_,
-        target=target,
-        fraction=backup_fraction,
-        seed=seed,
-        shards=shards,
-        index=shard_index,
-    )
+    if plan_dir:
+        chosen, outcomes = planned(kube, plan_dir, shard_index)
+    else:
+        chosen, outcomes = (
+            select(
+                kube,
+                backups,
+                all_=all_,
+                target=target,
+                fraction=backup_fraction,
+                seed=seed,
+                shards=shards,
+                index=shard_index,
+            ),
+            [],
+        )
     pick = BlockSample(fraction, seed) if fraction < 1 else None
     verifier = ClusterVerifier(kube, concurrency=concurrency, record=record, pick=pick, seed=seed)
-    outcomes = []
     with progress_bar(sum(stored_size(o) for o in chosen), "verify") as progress:
         for obj in chosen:
             outcomes.append(verifier.verify(obj, progress))

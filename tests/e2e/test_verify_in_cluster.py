@@ -227,3 +227,10 @@ def test_in_cluster_verify_with_the_pods_service_account(
     job = json.loads(real_cluster.kubectl("get", "jobs", "-n", ns, "-o", "json").stdout)
     (spec,) = [item["spec"] for item in job["items"]]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == 2
+    # the plan: one list per index, owned by the Job so that its TTL removes both
+    label = "app.kubernetes.io/name=longhorn-bi-verify"
+    shown = real_cluster.kubectl("get", "configmaps", "-n", ns, "-l", label, "-o", "json")
+    (plan,) = json.loads(shown.stdout)["items"]
+    assert sorted(plan["data"]) == ["0", "1"]
+    (owner,) = plan["metadata"]["ownerReferences"]
+    assert owner["kind"] == "Job" and owner["uid"] == job["items"][0]["metadata"]["uid"]

@@ -41,6 +41,9 @@ BUILTIN = [
     ),
     Resource("batch", ("v1",), "jobs", "Job", custom=False, singular="job"),
     Resource(
+        "", ("v1",), "configmaps", "ConfigMap", status=False, custom=False, singular="configmap"
+    ),
+    Resource(
         "rbac.authorization.k8s.io",
         ("v1",),
         "roles",
